@@ -1,0 +1,103 @@
+"""What the engine and the teardown manager need from a container engine, and nothing more."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from runner.model import Mount, PortBinding
+
+ResourceKind = Literal["container", "network", "volume"]
+REMOVAL_ORDER: tuple[ResourceKind, ...] = ("container", "network", "volume")
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    name: str
+    image: str
+    labels: Mapping[str, str]
+    command: tuple[str, ...] | None = None
+    entrypoint: tuple[str, ...] | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    workdir: str | None = None
+    network: str | None = None
+    aliases: tuple[str, ...] = ()
+    mounts: tuple[Mount, ...] = ()
+    ports: tuple[PortBinding, ...] = ()
+    user: str | None = None
+    memory: int | None = None
+    extra_hosts: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A container, network or volume as the engine lists it."""
+
+    kind: ResourceKind
+    id: str
+    name: str
+    labels: Mapping[str, str]
+    created: float  # seconds since the epoch
+    status: str = ""
+    image: str = ""
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    running: bool
+    exit_code: int | None
+    oom_killed: bool = False
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    output: bytes
+
+
+class Backend(Protocol):
+    """The only door to the engine. Implementations map their own errors to `runner.errors`."""
+
+    def ping(self) -> None: ...
+
+    def has_image(self, image: str) -> bool: ...
+
+    def pull_image(self, image: str) -> None: ...
+
+    def create_network(self, name: str, labels: Mapping[str, str]) -> str: ...
+
+    def create_volume(self, name: str, labels: Mapping[str, str]) -> str: ...
+
+    def create_container(self, spec: ContainerSpec) -> str: ...
+
+    def put_archive(self, container_id: str, path: str, data: bytes) -> None: ...
+
+    def start(self, container_id: str) -> None: ...
+
+    def stream_logs(self, container_id: str) -> Iterator[bytes]:
+        """Output chunks as they come, until the container exits."""
+        ...
+
+    def wait(self, container_id: str) -> int: ...
+
+    def state(self, container_id: str) -> ContainerState: ...
+
+    def published_ports(self, container_id: str) -> dict[int, tuple[str, int]]:
+        """container port -> (host ip, host port)."""
+        ...
+
+    def address(self, container_id: str, network: str) -> str | None: ...
+
+    def exec(self, container_id: str, command: tuple[str, ...]) -> ExecResult: ...
+
+    def kill(self, container_id: str) -> None: ...
+
+    def remove(self, kind: ResourceKind, ident: str) -> bool:
+        """Remove a resource (a container by force, with its anonymous volumes); False if it was gone."""
+        ...
+
+    def list_resources(self, kind: ResourceKind, label: str) -> list[Resource]:
+        """Every resource of `kind` that carries `label` (a key, or key=value)."""
+        ...

@@ -1,0 +1,248 @@
+"""The Docker engine backend: the only module that imports `docker`.
+
+Every call goes through `_call`, so the SDK's errors become the project's errors in one place.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+import requests.exceptions
+from docker.types import Mount as DockerMount
+
+from runner.backend.base import ContainerSpec, ContainerState, ExecResult, Resource, ResourceKind
+from runner.errors import EngineUnavailable, ImageUnavailable, ResourceGone, RunnerError
+
+T = TypeVar("T")
+
+BUSY_RETRIES = 20
+BUSY_PAUSE = 0.25
+
+
+def engine_address() -> str:
+    return os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+
+
+def _engine_down(exc: Exception) -> EngineUnavailable:
+    return EngineUnavailable(
+        f"no Docker engine answers at {engine_address()}",
+        "start one (`sudo dockerd &`, `sudo systemctl start docker`, or `make engine` in this project), "
+        "or point DOCKER_HOST at a running engine",
+    )
+
+
+def _call(action: Callable[[], T]) -> T:
+    try:
+        return action()
+    except docker.errors.NotFound as exc:
+        raise ResourceGone(str(exc.explanation or exc)) from exc
+    except docker.errors.APIError as exc:
+        raise RunnerError(f"the engine refused: {exc.explanation or exc}") from exc
+    except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
+        raise _engine_down(exc) from exc
+
+
+class DockerBackend:
+    def __init__(self, pool_size: int = 32) -> None:
+        try:
+            self.api = docker.APIClient(
+                version="auto", max_pool_size=pool_size, **docker.utils.kwargs_from_env()
+            )
+        except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
+            raise _engine_down(exc) from exc
+
+    def ping(self) -> None:
+        _call(self.api.ping)
+
+    # images
+
+    def has_image(self, image: str) -> bool:
+        try:
+            _call(lambda: self.api.inspect_image(image))
+        except ResourceGone:
+            return False
+        return True
+
+    def pull_image(self, image: str) -> None:
+        repository, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "latest")
+        try:
+            self.api.pull(repository, tag=tag or "latest")
+        except docker.errors.APIError as exc:
+            raise ImageUnavailable(f"image '{image}' is not on this machine and cannot be pulled: "
+                                   f"{exc.explanation or exc}") from exc
+        except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
+            raise _engine_down(exc) from exc
+
+    # creation
+
+    def create_network(self, name: str, labels: Mapping[str, str]) -> str:
+        response = _call(lambda: self.api.create_network(name, driver="bridge", labels=dict(labels)))
+        return str(response["Id"])
+
+    def create_volume(self, name: str, labels: Mapping[str, str]) -> str:
+        response = _call(lambda: self.api.create_volume(name, labels=dict(labels)))
+        return str(response["Name"])
+
+    def create_container(self, spec: ContainerSpec) -> str:
+        api = self.api
+        host_config = api.create_host_config(
+            init=True,
+            network_mode=spec.network,
+            mounts=[
+                DockerMount(m.target, m.source, type="bind" if m.bind else "volume", read_only=m.read_only)
+                for m in spec.mounts
+            ],
+            port_bindings={
+                f"{p.container_port}/{p.protocol}": (p.host_ip, p.host_port) for p in spec.ports
+            },
+            mem_limit=spec.memory,
+            extra_hosts=dict(spec.extra_hosts) or None,
+        )
+        networking = None
+        if spec.network:
+            endpoint = api.create_endpoint_config(aliases=list(spec.aliases) or None)
+            networking = api.create_networking_config({spec.network: endpoint})
+        response = _call(
+            lambda: api.create_container(
+                spec.image,
+                command=list(spec.command) if spec.command is not None else None,
+                entrypoint=list(spec.entrypoint) if spec.entrypoint is not None else None,
+                environment=dict(spec.env),
+                working_dir=spec.workdir,
+                labels=dict(spec.labels),
+                name=spec.name,
+                host_config=host_config,
+                networking_config=networking,
+                ports=[(p.container_port, p.protocol) for p in spec.ports] or None,
+                user=spec.user,
+                detach=True,
+            )
+        )
+        return str(response["Id"])
+
+    def put_archive(self, container_id: str, path: str, data: bytes) -> None:
+        _call(lambda: self.api.put_archive(container_id, path, data))
+
+    # running
+
+    def start(self, container_id: str) -> None:
+        _call(lambda: self.api.start(container_id))
+
+    def stream_logs(self, container_id: str) -> Iterator[bytes]:
+        stream = _call(lambda: self.api.logs(container_id, stream=True, follow=True))
+        try:
+            yield from stream
+        except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
+            raise _engine_down(exc) from exc
+
+    def wait(self, container_id: str) -> int:
+        result = _call(lambda: self.api.wait(container_id, timeout=None))
+        return int(result.get("StatusCode", -1))
+
+    def state(self, container_id: str) -> ContainerState:
+        state = _call(lambda: self.api.inspect_container(container_id))["State"]
+        return ContainerState(
+            running=bool(state.get("Running")),
+            exit_code=None if state.get("Running") else int(state.get("ExitCode", -1)),
+            oom_killed=bool(state.get("OOMKilled")),
+            error=str(state.get("Error") or ""),
+        )
+
+    def published_ports(self, container_id: str) -> dict[int, tuple[str, int]]:
+        ports = _call(lambda: self.api.inspect_container(container_id))["NetworkSettings"]["Ports"] or {}
+        published: dict[int, tuple[str, int]] = {}
+        for key, bindings in ports.items():
+            if bindings:
+                published[int(key.split("/")[0])] = (bindings[0]["HostIp"], int(bindings[0]["HostPort"]))
+        return published
+
+    def address(self, container_id: str, network: str) -> str | None:
+        networks = _call(lambda: self.api.inspect_container(container_id))["NetworkSettings"]["Networks"]
+        address = (networks.get(network) or {}).get("IPAddress")
+        return str(address) if address else None
+
+    def exec(self, container_id: str, command: tuple[str, ...]) -> ExecResult:
+        created = _call(lambda: self.api.exec_create(container_id, list(command)))
+        output = _call(lambda: self.api.exec_start(created["Id"]))
+        code = _call(lambda: self.api.exec_inspect(created["Id"]))["ExitCode"]
+        return ExecResult(exit_code=int(code if code is not None else -1), output=bytes(output))
+
+    def kill(self, container_id: str) -> None:
+        try:
+            _call(lambda: self.api.kill(container_id))
+        except (ResourceGone, RunnerError):
+            pass  # already stopped or gone: the goal is reached
+
+    # removal and listing
+
+    def remove(self, kind: ResourceKind, ident: str) -> bool:
+        remove: Callable[[], Any] = {
+            "container": lambda: self.api.remove_container(ident, force=True, v=True),
+            "network": lambda: self.api.remove_network(ident),
+            "volume": lambda: self.api.remove_volume(ident, force=True),
+        }[kind]
+        for attempt in range(BUSY_RETRIES):
+            try:
+                _call(remove)
+                return True
+            except ResourceGone:
+                return False
+            except RunnerError as exc:
+                if "already in progress" in exc.message and kind == "container":
+                    return True
+                if attempt == BUSY_RETRIES - 1 or not _busy(exc.message):
+                    raise
+                time.sleep(BUSY_PAUSE)
+        return False
+
+    def list_resources(self, kind: ResourceKind, label: str) -> list[Resource]:
+        if kind == "container":
+            rows = _call(lambda: self.api.containers(all=True, filters={"label": label}))
+            return [
+                Resource(
+                    kind=kind,
+                    id=row["Id"],
+                    name=row["Names"][0].lstrip("/") if row.get("Names") else row["Id"][:12],
+                    labels=row.get("Labels") or {},
+                    created=float(row.get("Created", 0)),
+                    status=str(row.get("Status", "")),
+                    image=str(row.get("Image", "")),
+                )
+                for row in rows
+            ]
+        if kind == "network":
+            rows = _call(lambda: self.api.networks(filters={"label": label}))
+            return [
+                Resource(kind, row["Id"], row["Name"], row.get("Labels") or {}, _timestamp(row.get("Created")))
+                for row in rows
+            ]
+        rows = _call(lambda: self.api.volumes(filters={"label": label})).get("Volumes") or []
+        return [
+            Resource(kind, row["Name"], row["Name"], row.get("Labels") or {}, _timestamp(row.get("CreatedAt")))
+            for row in rows
+        ]
+
+
+def _busy(message: str) -> bool:
+    return any(word in message for word in ("in use", "active endpoints", "is being used", "conflict"))
+
+
+def _timestamp(text: object) -> float:
+    if not isinstance(text, str) or not text:
+        return 0.0
+    cleaned = text.replace("Z", "+00:00")
+    if "." in cleaned:  # the engine gives nanoseconds; Python takes up to microseconds
+        head, _, tail = cleaned.partition(".")
+        digits = "".join(ch for ch in tail if ch.isdigit())
+        zone = tail[len(digits) :]
+        cleaned = f"{head}.{digits[:6]}{zone}"
+    try:
+        return datetime.fromisoformat(cleaned).timestamp()
+    except ValueError:
+        return 0.0

@@ -1,0 +1,154 @@
+"""The command line. Each command is a thin call into `runner.commands`; errors become exit codes here."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from runner import __version__
+from runner.errors import ExitCode, InputError, RunnerError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Run container pipelines with a guaranteed finally, and leave nothing behind.",
+)
+
+NoColor = Annotated[bool, typer.Option("--no-color", help="Plain output without colour.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Show only failures and the summary line.")]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show more detail.")]
+Format = Annotated[
+    str | None, typer.Option("--format", help="Input format: native, bitbucket or kestra (default: detected).")
+]
+PipelineFile = Annotated[Path, typer.Argument(help="The pipeline file.", show_default=False)]
+
+
+def _console(no_color: bool) -> Console:
+    return Console(no_color=no_color or None, highlight=False, soft_wrap=False)
+
+
+def _errors() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def _execute(action: Callable[[], int]) -> None:
+    try:
+        code = action()
+    except InputError as exc:
+        for problem in [exc, *exc.others]:
+            _show(problem)
+        code = ExitCode.INVALID_INPUT
+    except RunnerError as exc:
+        _show(exc)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        code = ExitCode.INTERRUPTED
+    except Exception:
+        _errors().print("[red]internal error[/red]: " + escape(traceback.format_exc().strip().splitlines()[-1]))
+        if os.environ.get("RUNNER_DEBUG"):
+            traceback.print_exc()
+        else:
+            _errors().print("  hint: run again with RUNNER_DEBUG=1 to see where it happened")
+        code = ExitCode.STEP_FAILED
+    raise typer.Exit(int(code))
+
+
+def _show(error: RunnerError) -> None:
+    console = _errors()
+    where = f"{error.position}: " if isinstance(error, InputError) and error.position else "error: "
+    console.print(escape(where + error.message))
+    if error.hint:
+        console.print(f"  hint: {escape(error.hint)}")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"runner {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Run container pipelines with a guaranteed finally, and leave nothing behind."""
+
+
+@app.command()
+def run(
+    file: PipelineFile,
+    image: Annotated[
+        list[str] | None, typer.Option("--image", help="Map an image to a local one: NAME=LOCAL (repeatable).")
+    ] = None,
+    env: Annotated[list[str] | None, typer.Option("--env", "-e", help="Set KEY=VALUE in every step.")] = None,
+    env_file: Annotated[list[Path] | None, typer.Option("--env-file", help="Read KEY=VALUE lines.")] = None,
+    keep: Annotated[bool, typer.Option("--keep", help="Keep every container, network and volume.")] = False,
+    bind: Annotated[
+        bool, typer.Option("--bind", help="Bind-mount the pipeline's directory instead of copying it.")
+    ] = False,
+    format_name: Format = None,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    no_color: NoColor = False,
+) -> None:
+    """Run a pipeline file."""
+    from runner.commands.run import run as run_command
+
+    _execute(
+        lambda: run_command(
+            _console(no_color), file, images=image or [], env=env or [], env_files=env_file or [],
+            format_name=format_name, keep=keep, bind=bind, quiet=quiet, verbose=verbose,
+        )
+    )
+
+
+@app.command()
+def validate(file: PipelineFile, format_name: Format = None, no_color: NoColor = False) -> None:
+    """Check a pipeline file without running it."""
+    from runner.commands.validate import validate as validate_command
+
+    _execute(lambda: validate_command(_console(no_color), file, format_name))
+
+
+@app.command()
+def cleanup(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be removed.")] = False,
+    run_id: Annotated[str | None, typer.Option("--run", help="Only this run.")] = None,
+    older_than: Annotated[
+        str | None, typer.Option("--older-than", help="Only runs older than this, e.g. 1h.")
+    ] = None,
+    everything: Annotated[bool, typer.Option("--all", help="Also runs whose runner still looks alive.")] = False,
+    no_color: NoColor = False,
+) -> None:
+    """Remove what earlier runs left behind (only resources with runner's labels)."""
+    from runner.commands.cleanup import cleanup as cleanup_command
+
+    _execute(
+        lambda: cleanup_command(
+            _console(no_color), dry_run=dry_run, run_id=run_id, older_than=older_than, everything=everything
+        )
+    )
+
+
+@app.command()
+def ps(no_color: NoColor = False) -> None:
+    """List live and leaked runs with their resources."""
+    from runner.commands.ps import ps as ps_command
+
+    _execute(lambda: ps_command(_console(no_color)))
+
+
+def main() -> None:
+    app(prog_name="runner")
+    sys.exit(0)

@@ -1,0 +1,1 @@
+"""One module per subcommand; each calls into the layers and returns an exit code."""

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from runner.backend import connect
+from runner.durations import format_duration
+from runner.teardown.leaks import labelled_runs
+from runner.teardown.ledger import Ledger
+
+
+def ps(console: Console) -> int:
+    backend = connect()
+    backend.ping()
+    runs = labelled_runs(backend)
+    ledger = Ledger()
+    if not runs:
+        console.print("no run has resources on the engine")
+        return 0
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("run", "pipeline", "state", "age", "resources"):
+        table.add_column(column)
+    now = time.time()
+    for run in sorted(runs, key=lambda r: r.oldest):
+        record = ledger.run(run.run_id)
+        state = "live" if run.alive else "leaked"
+        if record is not None and record.status not in ("running", "leaked") and not run.alive:
+            state = f"leaked ({record.status})"
+        names = ", ".join(f"{r.kind} {r.name}" for r in run.resources)
+        table.add_row(run.run_id, escape(run.pipeline), state, format_duration(now - run.oldest), escape(names))
+    console.print(table)
+    leaked = sum(1 for run in runs if not run.alive)
+    if leaked:
+        console.print(f"{leaked} leaked run(s): remove them with `runner cleanup`")
+    return 0

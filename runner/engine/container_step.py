@@ -1,0 +1,215 @@
+"""Running one `ContainerRun`: create, fill the workspace, start, stream logs, wait, and stop on demand."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from runner.backend.base import Backend, ContainerSpec
+from runner.engine.events import Reporter
+from runner.engine.status import StepStatus
+from runner.errors import RunnerError
+from runner.model import ContainerRun, Mount, ReadyCheck, Step
+
+POLL = 0.05
+STOP_GRACE = 2
+MAX_LINE = 64 * 1024
+READY_PROBE_TIMEOUT = 0.5
+
+
+@dataclass
+class Outcome:
+    status: StepStatus
+    exit_code: int | None = None
+    message: str = ""
+    container_id: str = ""
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What a container step needs from the run around it."""
+
+    backend: Backend
+    reporter: Reporter
+    network: str | None
+    mounts: tuple[Mount, ...]
+    env: dict[str, str]
+    log_dir: Path
+    create: Callable[[ContainerSpec, str, bool], str]
+    prepare: Callable[[str], None]  # called with a created container before it starts
+    should_stop: Callable[[], bool]
+
+
+def script_text(lines: tuple[str, ...]) -> str:
+    return "set -e\n" + "\n".join(lines) + "\n"
+
+
+def container_spec(step: Step, action: ContainerRun, image: str, name: str, context: StepContext) -> ContainerSpec:
+    if action.script:
+        entrypoint: tuple[str, ...] | None = action.shell
+        command: tuple[str, ...] | None = (script_text(action.script),)
+    else:
+        entrypoint, command = action.entrypoint, action.command
+    return ContainerSpec(
+        name=name,
+        image=image,
+        labels={},
+        command=command,
+        entrypoint=entrypoint,
+        env={**action.env, **context.env},
+        workdir=action.workdir,
+        network=context.network,
+        aliases=(step.id,) if context.network else (),
+        mounts=(*context.mounts, *action.mounts),
+        ports=action.ports,
+        user=action.user,
+        memory=action.memory,
+        extra_hosts={"host.docker.internal": "host-gateway"},
+    )
+
+
+class LogPump(threading.Thread):
+    """Streams a container's output line by line to the reporter and the step's log file."""
+
+    def __init__(self, context: StepContext, step: Step, container_id: str, echo: bool) -> None:
+        super().__init__(daemon=True, name=f"logs-{step.id}")
+        self.context = context
+        self.step = step
+        self.container_id = container_id
+        self.echo = echo
+        self.tail: list[str] = []
+
+    def run(self) -> None:
+        path = self.context.log_dir / f"{self.step.id}.log"
+        pending = b""
+        with open(path, "ab") as log:
+            try:
+                for chunk in self.context.backend.stream_logs(self.container_id):
+                    pending += chunk
+                    *lines, pending = pending.split(b"\n")
+                    if len(pending) > MAX_LINE:
+                        lines.append(pending)
+                        pending = b""
+                    for line in lines:
+                        self._emit(line, log)
+            except RunnerError:
+                pass  # the container went away mid-stream: the waiter reports how it ended
+            if pending:
+                self._emit(pending, log)
+
+    def _emit(self, raw: bytes, log: IO[bytes]) -> None:
+        log.write(raw + b"\n")
+        line = raw.decode("utf-8", errors="replace").rstrip("\r")
+        self.tail = [*self.tail[-19:], line]
+        if self.echo:
+            self.context.reporter.log(self.step, line)
+
+
+def run_container(step: Step, action: ContainerRun, image: str, name: str, context: StepContext,
+                  timeout: float | None) -> Outcome:
+    backend = context.backend
+    spec = container_spec(step, action, image, name, context)
+    container_id = context.create(spec, step.id, action.detach)
+    context.prepare(container_id)
+    backend.start(container_id)
+    pump = LogPump(context, step, container_id, echo=not action.detach)
+    pump.start()
+    if action.detach:
+        return _await_ready(step, action, container_id, context, pump)
+    outcome = _await_exit(container_id, context, timeout)
+    pump.join(timeout=5)
+    return outcome
+
+
+def _await_exit(container_id: str, context: StepContext, timeout: float | None) -> Outcome:
+    backend = context.backend
+    done = threading.Event()
+    exit_code: list[int] = []
+    failure: list[str] = []
+
+    def wait() -> None:
+        try:
+            exit_code.append(backend.wait(container_id))
+        except RunnerError as exc:
+            failure.append(exc.message)
+        done.set()
+
+    threading.Thread(target=wait, daemon=True, name=f"wait-{container_id[:12]}").start()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not done.wait(POLL):
+        if context.should_stop():
+            _stop(backend, container_id, done)
+            return Outcome(StepStatus.STOPPED, _code(exit_code), "stopped by an interrupt", container_id)
+        if deadline is not None and time.monotonic() >= deadline:
+            _stop(backend, container_id, done)
+            return Outcome(StepStatus.TIMED_OUT, _code(exit_code), f"timed out after {timeout:g}s", container_id)
+    if failure:
+        return Outcome(StepStatus.FAILED, None, failure[0], container_id)
+    code = exit_code[0]
+    if code == 0:
+        return Outcome(StepStatus.SUCCESS, 0, "", container_id)
+    state = backend.state(container_id)
+    reason = "killed: out of memory" if state.oom_killed else f"exited with code {code}"
+    return Outcome(StepStatus.FAILED, code, reason, container_id)
+
+
+def _stop(backend: Backend, container_id: str, done: threading.Event) -> None:
+    backend.kill(container_id)
+    done.wait(STOP_GRACE)
+
+
+def _code(exit_code: list[int]) -> int | None:
+    return exit_code[0] if exit_code else None
+
+
+def _await_ready(step: Step, action: ContainerRun, container_id: str, context: StepContext,
+                 pump: LogPump) -> Outcome:
+    ready = action.ready or ReadyCheck(timeout=60.0)
+    ports = (ready.port,) if ready.port else tuple(p.container_port for p in action.ports if p.protocol == "tcp")
+    deadline = time.monotonic() + ready.timeout
+    backend = context.backend
+    while True:
+        state = backend.state(container_id)
+        if not state.running:
+            pump.join(timeout=2)
+            last = "\n".join(pump.tail[-10:])
+            message = f"exited with code {state.exit_code} before it was ready"
+            return Outcome(StepStatus.FAILED, state.exit_code, message + (f"; last output:\n{last}" if last else ""),
+                           container_id)
+        if _is_ready(backend, container_id, ready.command, ports, context.network):
+            return Outcome(StepStatus.SUCCESS, None, "", container_id)
+        if context.should_stop():
+            return Outcome(StepStatus.STOPPED, None, "stopped by an interrupt", container_id)
+        if time.monotonic() >= deadline:
+            what = f"`{ready.command}`" if ready.command else f"port {', '.join(map(str, ports))}"
+            return Outcome(StepStatus.FAILED, None, f"not ready after {ready.timeout:g}s (waited for {what})",
+                           container_id)
+        time.sleep(ready.interval)
+
+
+def _is_ready(backend: Backend, container_id: str, command: str | None, ports: tuple[int, ...],
+              network: str | None) -> bool:
+    if command:
+        return backend.exec(container_id, ("/bin/sh", "-c", command)).exit_code == 0
+    if not ports:
+        return True
+    # The container's own address, not a published port: the engine's port proxy accepts connections
+    # on a published port before the service inside listens.
+    address = backend.address(container_id, network) if network else None
+    if address is None:
+        published = backend.published_ports(container_id)
+        return all(_accepts("127.0.0.1", published[p][1]) for p in ports if p in published)
+    return all(_accepts(address, port) for port in ports)
+
+
+def _accepts(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=READY_PROBE_TIMEOUT):
+            return True
+    except OSError:
+        return False

@@ -1,0 +1,140 @@
+"""Showing a run to a person: live step lines, prefixed logs, and the summary table."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from rich.console import Console, RenderableType
+from rich.live import Live
+from rich.markup import escape
+from rich.spinner import Spinner
+from rich.table import Table
+from rich.text import Text
+
+from runner.durations import format_duration
+from runner.engine.status import Block, RunResult, StepResult, StepStatus
+from runner.model import Pipeline, Step
+
+STYLES = {
+    StepStatus.SUCCESS: ("✓", "green"),
+    StepStatus.FAILED: ("✗", "red"),
+    StepStatus.TIMED_OUT: ("⏱", "red"),
+    StepStatus.STOPPED: ("■", "yellow"),
+    StepStatus.SKIPPED: ("-", "dim"),
+}
+PREFIX_STYLES = ("cyan", "magenta", "blue", "yellow", "green")
+
+
+class _Running:
+    """The live line at the bottom of a terminal: which steps run, and for how long."""
+
+    def __init__(self) -> None:
+        self.steps: dict[str, tuple[str, float]] = {}
+
+    def __rich__(self) -> RenderableType:
+        now = time.monotonic()
+        text = ", ".join(f"{name} {format_duration(now - since)}" for name, since in self.steps.values())
+        return Spinner("dots", Text(f"running {text}" if text else "", style="bold"))
+
+
+class ConsoleReporter:
+    def __init__(self, console: Console, *, quiet: bool = False, verbose: bool = False) -> None:
+        self.console = console
+        self.quiet = quiet
+        self.verbose = verbose
+        self.lock = threading.Lock()
+        self.running = _Running()
+        self.live: Live | None = None
+        self.width = 8
+        self.colors: dict[str, str] = {}
+
+    def run_started(self, pipeline: Pipeline, run_id: str) -> None:
+        names = [step.name for step in pipeline.all_steps()]
+        self.width = min(max((len(n) for n in names), default=8), 24)
+        for index, step in enumerate(pipeline.all_steps()):
+            self.colors[step.id] = PREFIX_STYLES[index % len(PREFIX_STYLES)]
+        if not self.quiet:
+            self.console.print(f"[bold]{escape(pipeline.name)}[/bold]  [dim]run {run_id}[/dim]")
+        if self.console.is_terminal and not self.quiet:
+            self.live = Live(self.running, console=self.console, refresh_per_second=4, transient=True)
+            self.live.start()
+
+    def step_started(self, step: Step, block: Block) -> None:
+        with self.lock:
+            self.running.steps[step.id] = (step.name, time.monotonic())
+        if not self.quiet:
+            where = "" if block is Block.STEPS else f" [dim]({block.value})[/dim]"
+            self.console.print(f"[bold]▶ {escape(step.name)}[/bold]{where}")
+
+    def log(self, step: Step, line: str) -> None:
+        if self.quiet:
+            return
+        prefix = Text(f"{step.name[: self.width]:<{self.width}} │ ", style=self.colors.get(step.id, "cyan"))
+        self.console.print(prefix + Text(line), soft_wrap=True)
+
+    def step_finished(self, step: Step, result: StepResult) -> None:
+        with self.lock:
+            self.running.steps.pop(step.id, None)
+        if self.quiet and not result.fails_run:
+            return
+        mark, style = STYLES[result.status]
+        status = result.status.value + (" (allowed)" if result.allowed_failure else "")
+        duration = "" if result.status is StepStatus.SKIPPED else f" {format_duration(result.duration)}"
+        line = f"[{style}]{mark} {escape(step.name)} {status}[/{style}][dim]{duration}[/dim]"
+        if result.message and (result.status is not StepStatus.SUCCESS or self.verbose):
+            line += f"  {escape(result.message)}"
+        self.console.print(line)
+
+    def notice(self, text: str, *, warning: bool = False) -> None:
+        if self.quiet and not warning:
+            return
+        style = "yellow" if warning else "dim"
+        self.console.print(f"[{style}]{escape(text)}[/{style}]")
+
+    def run_finished(self, result: RunResult) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+        if not self.quiet:
+            self.console.print(summary_table(result))
+        self.console.print(resource_line(result))
+        if result.resources and result.resources.kept:
+            self.console.print(f"remove them with: runner cleanup --run {result.run_id}")
+        outcome = {"success": "[green]succeeded[/green]", "failed": "[red]failed[/red]",
+                   "interrupted": "[yellow]was interrupted[/yellow]"}[result.status]
+        self.console.print(f"run {result.run_id} {outcome} (exit code {result.exit_code})")
+
+
+def summary_table(result: RunResult) -> Table:
+    table = Table(title=None, box=None, header_style="bold", pad_edge=False)
+    for column in ("step", "block", "status", "exit code", "duration"):
+        table.add_column(column, justify="right" if column in ("exit code", "duration") else "left")
+    for step in result.results:
+        _, style = STYLES[step.status]
+        status = step.status.value + (" (allowed)" if step.allowed_failure else "")
+        table.add_row(
+            escape(step.name),
+            step.block.value,
+            f"[{style}]{status}[/{style}]",
+            "" if step.exit_code is None else str(step.exit_code),
+            "" if step.status is StepStatus.SKIPPED else format_duration(step.duration),
+        )
+    return table
+
+
+def resource_line(result: RunResult) -> str:
+    resources = result.resources
+    if resources is None:
+        return "resources: unknown (the run ended before its teardown)"
+    if resources.kept:
+        return f"{resources.created} resources created; all kept (--keep)"
+    parts = [f"{resources.created} resources created"]
+    if resources.failed:
+        parts.append(f"[red]{len(resources.failed)} could not be removed: {escape('; '.join(resources.failed))}[/red]")
+    else:
+        parts.append("all removed" if resources.removed >= resources.created else f"{resources.removed} removed")
+    line = ", ".join(parts)
+    if resources.left_running:
+        line += f" [dim](left running by the pipeline, removed at the end: {escape(', '.join(resources.left_running))})[/dim]"
+    return line
