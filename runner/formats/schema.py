@@ -28,7 +28,9 @@ def validate(document: Document, spec: type[SpecT], data: Any = None, loc: Loc =
     try:
         return spec.model_validate(value)
     except ValidationError as exc:
-        problems = [_problem(document, spec, loc, error) for error in exc.errors()[:MAX_REPORTED]]
+        # a misspelt key explains the "missing" error it causes, so it comes first
+        errors = sorted(exc.errors(), key=lambda error: error["type"] != "extra_forbidden")
+        problems = [_problem(document, spec, loc, error) for error in errors[:MAX_REPORTED]]
         raise InputError.collect(problems) from None
 
 

@@ -75,6 +75,9 @@ def load_text(text: str, path: str) -> Document:
         mark = exc.problem_mark or exc.context_mark
         position = Position(path, mark.line + 1, mark.column + 1) if mark else Position(path, 1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
+        if exc.context and exc.context_mark and exc.problem:
+            started = exc.context_mark
+            problem += f" ({exc.context} that starts at line {started.line + 1}, column {started.column + 1})"
         raise InputError(
             f"YAML syntax error: {problem}", "check the indentation and quoting around this place", position
         ) from exc

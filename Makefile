@@ -1,0 +1,39 @@
+# Everything a fresh machine needs is installed by the targets themselves.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+REDIS  := runner/redis:bookworm
+
+.PHONY: demo test lint images engine bench clean venv
+
+demo: venv images
+	$(BIN)/runner run examples/redis.yml --image redis=$(REDIS)
+
+test: venv images
+	$(BIN)/pytest
+
+lint: venv
+	$(BIN)/ruff check runner tests bench
+	$(BIN)/mypy
+
+bench: venv images
+	$(BIN)/python bench/bench.py
+
+images: engine
+	bash scripts/images.sh
+
+engine:
+	bash scripts/engine.sh
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+clean:
+	-[ -x $(BIN)/runner ] && $(BIN)/runner cleanup
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
