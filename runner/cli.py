@@ -32,12 +32,18 @@ Format = Annotated[
 PipelineFile = Annotated[Path, typer.Argument(help="The pipeline file.", show_default=False)]
 
 
+PLAIN_WIDTH = 160  # not a terminal: lines are read by people and by grep, not wrapped at 80
+
+
 def _console(no_color: bool) -> Console:
-    return Console(no_color=no_color or None, highlight=False, soft_wrap=False)
+    console = Console(no_color=no_color or None, highlight=False)
+    if not console.is_terminal:
+        console.width = PLAIN_WIDTH
+    return console
 
 
 def _errors() -> Console:
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _execute(action: Callable[[], int]) -> None:

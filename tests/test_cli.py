@@ -1,0 +1,218 @@
+"""The command line as a user meets it: exit codes, signals, kill -9, cleanup."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from runner.backend import connect
+from tests.conftest import BUSYBOX, RUN_LABEL, Completed, image_args
+
+Write = Callable[..., Path]
+Cli = Callable[..., Completed]
+
+LONG_STEP = """
+    image: busybox
+    steps:
+      - {id: svc, detach: true, script: sleep 600}
+      - {id: started, script: echo started}
+      - {id: long, script: "echo long-running; sleep 120"}
+      - {id: never, script: echo never}
+    finally:
+      - {id: cleanup, script: echo cleanup-ran}
+"""
+
+
+def labelled_of(run_id: str) -> list[str]:
+    backend = connect()
+    return [r.name for kind in ("container", "network", "volume")
+            for r in backend.list_resources(kind, f"{RUN_LABEL}={run_id}")]
+
+
+def start_runner(path: Path, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "runner", "run", str(path), "--no-color", *image_args(), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+
+
+def read_until(process: subprocess.Popen[str], marker: str, timeout: float = 60) -> tuple[str, str]:
+    """Read the runner's output until `marker`; returns (output so far, run id)."""
+    assert process.stdout is not None
+    seen, run_id = "", ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        seen += line
+        if not run_id and " run " in line:
+            run_id = line.rsplit("run ", 1)[1].strip()
+        if marker in line:
+            return seen, run_id
+    raise AssertionError(f"never saw {marker!r} in:\n{seen}")
+
+
+def wait_until_gone(run_id: str, within: float) -> list[str]:
+    deadline = time.monotonic() + within
+    left = labelled_of(run_id)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.25)
+        left = labelled_of(run_id)
+    return left
+
+
+def test_version(cli: Cli) -> None:
+    completed = cli("--version")
+    assert completed.code == 0 and completed.out.startswith("runner ")
+
+
+def test_validate_reports_bad_input_with_exit_2(cli: Cli, write: Write) -> None:
+    path = write("image: busybox\nsteps:\n  - script: echo\n    imgae: x\n")
+    completed = cli("validate", str(path))
+    assert completed.code == 2
+    assert completed.err.splitlines() == [f"{path}:4:5: unknown key 'imgae' in 'steps.0'", "  hint: did you mean 'image'?"]
+    assert "Traceback" not in completed.err
+
+
+def test_validate_accepts_the_demo(cli: Cli) -> None:
+    completed = cli("validate", "examples/redis.yml")
+    assert completed.code == 0, completed.err
+    assert "valid" in completed.out
+
+
+def test_a_missing_file_is_exit_2(cli: Cli) -> None:
+    completed = cli("run", "no/such/runner.yml")
+    assert completed.code == 2
+    assert "cannot read no/such/runner.yml" in completed.err
+
+
+def test_bad_option_values_are_exit_2(cli: Cli, write: Write) -> None:
+    path = write("image: busybox\nsteps: [{script: echo}]\n")
+    completed = cli("run", str(path), "--image", "no-equals-sign")
+    assert completed.code == 2
+    assert "--image 'no-equals-sign' is not NAME=VALUE" in completed.err
+
+
+def test_no_engine_is_one_clear_line_and_exit_3(write: Write) -> None:
+    path = write("image: busybox\nsteps: [{script: echo}]\n")
+    env = {**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+    completed = subprocess.run([sys.executable, "-m", "runner", "run", str(path)], capture_output=True, text=True,
+                               env=env, check=False)
+    assert completed.returncode == 3
+    assert completed.stderr.splitlines()[0] == "error: no Docker engine answers at unix:///nonexistent/docker.sock"
+    assert "hint: start one" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+@pytest.mark.docker
+def test_a_failing_pipeline_exits_1_after_finally(cli: Cli, write: Write) -> None:
+    path = write("""
+        image: busybox
+        steps: [{id: bad, script: exit 5}, {id: skipped, script: echo no}]
+        finally: [{id: cleanup, script: echo cleanup-ran}]
+    """)
+    completed = cli("run", str(path), *image_args())
+    assert completed.code == 1, completed.out + completed.err
+    assert "cleanup │ cleanup-ran" in completed.out
+    assert "\x1b[" not in completed.out  # not a terminal: plain text
+    lines = completed.out.splitlines()
+    assert any(line.split() == ["bad", "steps", "FAILED", "5"] + line.split()[4:] for line in lines)
+    assert any(line.split()[:3] == ["skipped", "steps", "SKIPPED"] for line in lines)
+    assert "4 resources created, all removed" in completed.out  # network, volume, 2 containers
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_an_interrupt_stops_the_step_runs_finally_and_exits_130(write: Write, signum: int) -> None:
+    path = write(LONG_STEP)
+    process = start_runner(path)
+    _, run_id = read_until(process, "long-running")
+    process.send_signal(signum)
+    rest, _ = process.communicate(timeout=60)
+    assert process.returncode == 130, rest
+    assert "cleanup │ cleanup-ran" in rest
+    assert "never │" not in rest
+    assert any(line.split()[:3] == ["long", "steps", "STOPPED"] for line in rest.splitlines()), rest
+    assert labelled_of(run_id) == []
+
+
+@pytest.mark.docker
+def test_a_second_interrupt_abandons_finally_but_still_sweeps(write: Write) -> None:
+    path = write("""
+        image: busybox
+        steps: [{id: long, script: "echo long-running; sleep 120"}]
+        finally:
+          - {id: slow-cleanup, script: "echo in-finally; sleep 120"}
+          - {id: after, script: echo after}
+    """)
+    process = start_runner(path)
+    _, run_id = read_until(process, "long-running")
+    process.send_signal(signal.SIGINT)
+    read_until(process, "in-finally")
+    process.send_signal(signal.SIGINT)
+    rest, _ = process.communicate(timeout=60)
+    assert process.returncode == 130
+    lines = [line.split()[:3] for line in rest.splitlines()]
+    assert ["slow-cleanup", "finally", "STOPPED"] in lines
+    assert ["after", "finally", "SKIPPED"] in lines
+    assert labelled_of(run_id) == []
+
+
+@pytest.mark.docker
+def test_kill_9_of_the_process_group_leaves_nothing_after_the_reaper(write: Write) -> None:
+    path = write(LONG_STEP)
+    process = start_runner(path)
+    _, run_id = read_until(process, "long-running")
+    assert len(labelled_of(run_id)) >= 3  # network, volume, the service and the running step
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+    assert wait_until_gone(run_id, within=15) == []
+
+
+@pytest.mark.docker
+def test_cleanup_removes_an_orphan_and_leaves_unlabelled_containers_alone(cli: Cli, write: Write) -> None:
+    backend = connect()
+    foreign = subprocess.run(
+        ["docker", "run", "-d", "--init", "--label", "test.foreign=1", BUSYBOX, "sleep", "600"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    try:
+        path = write(LONG_STEP)
+        process = start_runner(path, "--keep")
+        _, run_id = read_until(process, "long-running")
+        # a runner killed so hard that its reaper dies too: only labels and the ledger are left
+        os.killpg(process.pid, signal.SIGKILL)
+        reaper = subprocess.run(["pgrep", "-f", f"runner.teardown.reaper {run_id}"], capture_output=True, text=True)
+        for pid in reaper.stdout.split():
+            os.kill(int(pid), signal.SIGKILL)
+        process.wait(timeout=10)
+        assert labelled_of(run_id)
+        listed = cli("ps")
+        assert run_id in listed.out and "leaked" in listed.out
+        dry = cli("cleanup", "--dry-run")
+        assert dry.code == 0 and run_id in dry.out and "would be removed" in dry.out
+        assert labelled_of(run_id)
+        completed = cli("cleanup")
+        assert completed.code == 0, completed.err
+        assert run_id in completed.out
+        assert labelled_of(run_id) == []
+        assert backend.state(foreign).running
+    finally:
+        subprocess.run(["docker", "rm", "-f", foreign], capture_output=True, check=False)
+
+
+@pytest.mark.docker
+def test_the_demo_runs_and_leaves_nothing(cli: Cli) -> None:
+    completed = cli("run", "examples/redis.yml", *image_args())
+    assert completed.code == 0, completed.out + completed.err
+    assert "get and check │ got: hello from runner" in completed.out
+    assert any(line.split()[:3] == ["stop", "redis", "finally"] for line in completed.out.splitlines())
+    assert "6 resources created, all removed" in completed.out
