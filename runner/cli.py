@@ -27,7 +27,8 @@ NoColor = Annotated[bool, typer.Option("--no-color", help="Plain output without 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Show only failures and the summary line.")]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show more detail.")]
 Format = Annotated[
-    str | None, typer.Option("--format", help="Input format: native, bitbucket or kestra (default: detected).")
+    str | None,
+    typer.Option("--format", help="Input format: native, bitbucket or kestra (default: detected)."),
 ]
 PipelineFile = Annotated[Path, typer.Argument(help="The pipeline file.", show_default=False)]
 
@@ -59,7 +60,9 @@ def _execute(action: Callable[[], int]) -> None:
     except KeyboardInterrupt:
         code = ExitCode.INTERRUPTED
     except Exception:
-        _errors().print("[red]internal error[/red]: " + escape(traceback.format_exc().strip().splitlines()[-1]))
+        _errors().print(
+            "[red]internal error[/red]: " + escape(traceback.format_exc().strip().splitlines()[-1])
+        )
         if os.environ.get("RUNNER_DEBUG"):
             traceback.print_exc()
         else:
@@ -95,7 +98,8 @@ def main_options(
 def run(
     file: PipelineFile,
     image: Annotated[
-        list[str] | None, typer.Option("--image", help="Map an image to a local one: NAME=LOCAL (repeatable).")
+        list[str] | None,
+        typer.Option("--image", help="Map an image to a local one: NAME=LOCAL (repeatable)."),
     ] = None,
     env: Annotated[list[str] | None, typer.Option("--env", "-e", help="Set KEY=VALUE in every step.")] = None,
     env_file: Annotated[list[Path] | None, typer.Option("--env-file", help="Read KEY=VALUE lines.")] = None,
@@ -113,8 +117,16 @@ def run(
 
     _execute(
         lambda: run_command(
-            _console(no_color), file, images=image or [], env=env or [], env_files=env_file or [],
-            format_name=format_name, keep=keep, bind=bind, quiet=quiet, verbose=verbose,
+            _console(no_color),
+            file,
+            images=image or [],
+            env=env or [],
+            env_files=env_file or [],
+            format_name=format_name,
+            keep=keep,
+            bind=bind,
+            quiet=quiet,
+            verbose=verbose,
         )
     )
 
@@ -134,7 +146,9 @@ def cleanup(
     older_than: Annotated[
         str | None, typer.Option("--older-than", help="Only runs older than this, e.g. 1h.")
     ] = None,
-    everything: Annotated[bool, typer.Option("--all", help="Also runs whose runner still looks alive.")] = False,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Also runs whose runner still looks alive.")
+    ] = False,
     no_color: NoColor = False,
 ) -> None:
     """Remove what earlier runs left behind (only resources with runner's labels)."""

@@ -34,7 +34,9 @@ def read_env_file(path: Path) -> dict[str, str]:
         line = line.removeprefix("export ").strip()
         key, sep, value = line.partition("=")
         if not sep or not key.strip():
-            raise InputError(f"{path}:{number}:1: expected KEY=VALUE, got {raw!r}", "write one KEY=VALUE per line")
+            raise InputError(
+                f"{path}:{number}:1: expected KEY=VALUE, got {raw!r}", "write one KEY=VALUE per line"
+            )
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]
@@ -55,7 +57,9 @@ def config_images(pipeline_path: Path) -> dict[str, str]:
             raise InputError(f"{path}: {exc}", "fix the TOML syntax") from exc
         table = data.get("images", {})
         if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
-            raise InputError(f"{path}: [images] must map image names to local image names",
-                             'write e.g. redis = "runner/redis:bookworm"')
+            raise InputError(
+                f"{path}: [images] must map image names to local image names",
+                'write e.g. redis = "runner/redis:bookworm"',
+            )
         images.update(table)
     return images

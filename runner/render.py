@@ -101,8 +101,11 @@ class ConsoleReporter:
         self.console.print(resource_line(result))
         if result.resources and result.resources.kept:
             self.console.print(f"remove them with: runner cleanup --run {result.run_id}")
-        outcome = {"success": "[green]succeeded[/green]", "failed": "[red]failed[/red]",
-                   "interrupted": "[yellow]was interrupted[/yellow]"}[result.status]
+        outcome = {
+            "success": "[green]succeeded[/green]",
+            "failed": "[red]failed[/red]",
+            "interrupted": "[yellow]was interrupted[/yellow]",
+        }[result.status]
         self.console.print(f"run {result.run_id} {outcome} (exit code {result.exit_code})")
 
 
@@ -131,10 +134,15 @@ def resource_line(result: RunResult) -> str:
         return f"{resources.created} resources created; all kept (--keep)"
     parts = [f"{resources.created} resources created"]
     if resources.failed:
-        parts.append(f"[red]{len(resources.failed)} could not be removed: {escape('; '.join(resources.failed))}[/red]")
+        parts.append(
+            f"[red]{len(resources.failed)} could not be removed: {escape('; '.join(resources.failed))}[/red]"
+        )
     else:
-        parts.append("all removed" if resources.removed >= resources.created else f"{resources.removed} removed")
+        parts.append(
+            "all removed" if resources.removed >= resources.created else f"{resources.removed} removed"
+        )
     line = ", ".join(parts)
     if resources.left_running:
-        line += f" [dim](left running by the pipeline, removed at the end: {escape(', '.join(resources.left_running))})[/dim]"
+        names = escape(", ".join(resources.left_running))
+        line += f" [dim](left running by the pipeline, removed at the end: {names})[/dim]"
     return line

@@ -49,7 +49,11 @@ def labelled() -> set[tuple[str, str]]:
     from runner.backend import connect
 
     backend = connect()
-    return {(kind, r.name) for kind in ("container", "network", "volume") for r in backend.list_resources(kind, RUN_LABEL)}
+    return {
+        (kind, r.name)
+        for kind in ("container", "network", "volume")
+        for r in backend.list_resources(kind, RUN_LABEL)
+    }
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -95,7 +99,11 @@ def image_args() -> list[str]:
 def cli() -> Callable[..., Completed]:
     def invoke(*args: str, timeout: float = 120) -> Completed:
         process = subprocess.run(
-            [sys.executable, "-m", "runner", *args], capture_output=True, text=True, timeout=timeout, check=False
+            [sys.executable, "-m", "runner", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
         return Completed(process.returncode, process.stdout, process.stderr)
 

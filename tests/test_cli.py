@@ -32,14 +32,20 @@ LONG_STEP = """
 
 def labelled_of(run_id: str) -> list[str]:
     backend = connect()
-    return [r.name for kind in ("container", "network", "volume")
-            for r in backend.list_resources(kind, f"{RUN_LABEL}={run_id}")]
+    return [
+        r.name
+        for kind in ("container", "network", "volume")
+        for r in backend.list_resources(kind, f"{RUN_LABEL}={run_id}")
+    ]
 
 
 def start_runner(path: Path, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "runner", "run", str(path), "--no-color", *image_args(), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
 
 
@@ -78,7 +84,10 @@ def test_validate_reports_bad_input_with_exit_2(cli: Cli, write: Write) -> None:
     path = write("image: busybox\nsteps:\n  - script: echo\n    imgae: x\n")
     completed = cli("validate", str(path))
     assert completed.code == 2
-    assert completed.err.splitlines() == [f"{path}:4:5: unknown key 'imgae' in 'steps.0'", "  hint: did you mean 'image'?"]
+    assert completed.err.splitlines() == [
+        f"{path}:4:5: unknown key 'imgae' in 'steps.0'",
+        "  hint: did you mean 'image'?",
+    ]
     assert "Traceback" not in completed.err
 
 
@@ -104,10 +113,18 @@ def test_bad_option_values_are_exit_2(cli: Cli, write: Write) -> None:
 def test_no_engine_is_one_clear_line_and_exit_3(write: Write) -> None:
     path = write("image: busybox\nsteps: [{script: echo}]\n")
     env = {**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
-    completed = subprocess.run([sys.executable, "-m", "runner", "run", str(path)], capture_output=True, text=True,
-                               env=env, check=False)
+    completed = subprocess.run(
+        [sys.executable, "-m", "runner", "run", str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     assert completed.returncode == 3
-    assert completed.stderr.splitlines()[0] == "error: no Docker engine answers at unix:///nonexistent/docker.sock"
+    assert (
+        completed.stderr.splitlines()[0]
+        == "error: no Docker engine answers at unix:///nonexistent/docker.sock"
+    )
     assert "hint: start one" in completed.stderr
     assert "Traceback" not in completed.stderr
 
@@ -124,7 +141,7 @@ def test_a_failing_pipeline_exits_1_after_finally(cli: Cli, write: Write) -> Non
     assert "cleanup │ cleanup-ran" in completed.out
     assert "\x1b[" not in completed.out  # not a terminal: plain text
     lines = completed.out.splitlines()
-    assert any(line.split() == ["bad", "steps", "FAILED", "5"] + line.split()[4:] for line in lines)
+    assert any(line.split()[:4] == ["bad", "steps", "FAILED", "5"] for line in lines)
     assert any(line.split()[:3] == ["skipped", "steps", "SKIPPED"] for line in lines)
     assert "4 resources created, all removed" in completed.out  # network, volume, 2 containers
 
@@ -182,7 +199,9 @@ def test_cleanup_removes_an_orphan_and_leaves_unlabelled_containers_alone(cli: C
     backend = connect()
     foreign = subprocess.run(
         ["docker", "run", "-d", "--init", "--label", "test.foreign=1", BUSYBOX, "sleep", "600"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     try:
         path = write(LONG_STEP)
@@ -190,7 +209,9 @@ def test_cleanup_removes_an_orphan_and_leaves_unlabelled_containers_alone(cli: C
         _, run_id = read_until(process, "long-running")
         # a runner killed so hard that its reaper dies too: only labels and the ledger are left
         os.killpg(process.pid, signal.SIGKILL)
-        reaper = subprocess.run(["pgrep", "-f", f"runner.teardown.reaper {run_id}"], capture_output=True, text=True)
+        reaper = subprocess.run(
+            ["pgrep", "-f", f"runner.teardown.reaper {run_id}"], capture_output=True, text=True
+        )
         for pid in reaper.stdout.split():
             os.kill(int(pid), signal.SIGKILL)
         process.wait(timeout=10)

@@ -5,6 +5,7 @@ Every call goes through `_call`, so the SDK's errors become the project's errors
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -13,6 +14,7 @@ from typing import Any, TypeVar
 
 import docker
 import docker.errors
+import docker.utils
 import requests.exceptions
 from docker.types import Mount as DockerMount
 
@@ -64,7 +66,7 @@ class DockerBackend:
 
     def has_image(self, image: str) -> bool:
         try:
-            _call(lambda: self.api.inspect_image(image))
+            _call(lambda: self.api.inspect_image(image))  # type: ignore[no-untyped-call]
         except ResourceGone:
             return False
         return True
@@ -74,8 +76,9 @@ class DockerBackend:
         try:
             self.api.pull(repository, tag=tag or "latest")
         except docker.errors.APIError as exc:
-            raise ImageUnavailable(f"image '{image}' is not on this machine and cannot be pulled: "
-                                   f"{exc.explanation or exc}") from exc
+            raise ImageUnavailable(
+                f"image '{image}' is not on this machine and cannot be pulled: {exc.explanation or exc}"
+            ) from exc
         except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
             raise _engine_down(exc) from exc
 
@@ -98,16 +101,14 @@ class DockerBackend:
                 DockerMount(m.target, m.source, type="bind" if m.bind else "volume", read_only=m.read_only)
                 for m in spec.mounts
             ],
-            port_bindings={
-                f"{p.container_port}/{p.protocol}": (p.host_ip, p.host_port) for p in spec.ports
-            },
+            port_bindings={f"{p.container_port}/{p.protocol}": (p.host_ip, p.host_port) for p in spec.ports},
             mem_limit=spec.memory,
             extra_hosts=dict(spec.extra_hosts) or None,
         )
         networking = None
         if spec.network:
             endpoint = api.create_endpoint_config(aliases=list(spec.aliases) or None)
-            networking = api.create_networking_config({spec.network: endpoint})
+            networking = api.create_networking_config({spec.network: endpoint})  # type: ignore[arg-type]
         response = _call(
             lambda: api.create_container(
                 spec.image,
@@ -174,10 +175,8 @@ class DockerBackend:
         return ExecResult(exit_code=int(code if code is not None else -1), output=bytes(output))
 
     def kill(self, container_id: str) -> None:
-        try:
+        with contextlib.suppress(RunnerError):  # already stopped or gone: the goal is reached
             _call(lambda: self.api.kill(container_id))
-        except (ResourceGone, RunnerError):
-            pass  # already stopped or gone: the goal is reached
 
     # removal and listing
 
@@ -219,12 +218,16 @@ class DockerBackend:
         if kind == "network":
             rows = _call(lambda: self.api.networks(filters={"label": label}))
             return [
-                Resource(kind, row["Id"], row["Name"], row.get("Labels") or {}, _timestamp(row.get("Created")))
+                Resource(
+                    kind, row["Id"], row["Name"], row.get("Labels") or {}, _timestamp(row.get("Created"))
+                )
                 for row in rows
             ]
         rows = _call(lambda: self.api.volumes(filters={"label": label})).get("Volumes") or []
         return [
-            Resource(kind, row["Name"], row["Name"], row.get("Labels") or {}, _timestamp(row.get("CreatedAt")))
+            Resource(
+                kind, row["Name"], row["Name"], row.get("Labels") or {}, _timestamp(row.get("CreatedAt"))
+            )
             for row in rows
         ]
 

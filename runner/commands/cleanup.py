@@ -14,7 +14,9 @@ from runner.teardown.leaks import LeakFilter, find_leaks, remove_runs
 from runner.teardown.ledger import Ledger
 
 
-def cleanup(console: Console, *, dry_run: bool, run_id: str | None, older_than: str | None, everything: bool) -> int:
+def cleanup(
+    console: Console, *, dry_run: bool, run_id: str | None, older_than: str | None, everything: bool
+) -> int:
     try:
         age = parse_duration(older_than) if older_than else None
     except ValueError as exc:
@@ -45,6 +47,11 @@ def _table(resources: list[Resource], title: str) -> Table:
     now = time.time()
     for resource in resources:
         age = format_duration(now - resource.created) if resource.created else ""
-        table.add_row(resource.kind, escape(resource.name), resource.labels.get("dev.runner.run-id", ""), age,
-                      escape(resource.image))
+        table.add_row(
+            resource.kind,
+            escape(resource.name),
+            resource.labels.get("dev.runner.run-id", ""),
+            age,
+            escape(resource.image),
+        )
     return table

@@ -30,7 +30,9 @@ def ps(console: Console) -> int:
         if record is not None and record.status not in ("running", "leaked") and not run.alive:
             state = f"leaked ({record.status})"
         names = ", ".join(f"{r.kind} {r.name}" for r in run.resources)
-        table.add_row(run.run_id, escape(run.pipeline), state, format_duration(now - run.oldest), escape(names))
+        table.add_row(
+            run.run_id, escape(run.pipeline), state, format_duration(now - run.oldest), escape(names)
+        )
     console.print(table)
     leaked = sum(1 for run in runs if not run.alive)
     if leaked:

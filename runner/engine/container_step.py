@@ -49,7 +49,9 @@ def script_text(lines: tuple[str, ...]) -> str:
     return "set -e\n" + "\n".join(lines) + "\n"
 
 
-def container_spec(step: Step, action: ContainerRun, image: str, name: str, context: StepContext) -> ContainerSpec:
+def container_spec(
+    step: Step, action: ContainerRun, image: str, name: str, context: StepContext
+) -> ContainerSpec:
     if action.script:
         entrypoint: tuple[str, ...] | None = action.shell
         command: tuple[str, ...] | None = (script_text(action.script),)
@@ -110,8 +112,9 @@ class LogPump(threading.Thread):
             self.context.reporter.log(self.step, line)
 
 
-def run_container(step: Step, action: ContainerRun, image: str, name: str, context: StepContext,
-                  timeout: float | None) -> Outcome:
+def run_container(
+    step: Step, action: ContainerRun, image: str, name: str, context: StepContext, timeout: float | None
+) -> Outcome:
     backend = context.backend
     spec = container_spec(step, action, image, name, context)
     container_id = context.create(spec, step.id, action.detach)
@@ -147,7 +150,9 @@ def _await_exit(container_id: str, context: StepContext, timeout: float | None) 
             return Outcome(StepStatus.STOPPED, _code(exit_code), "stopped by an interrupt", container_id)
         if deadline is not None and time.monotonic() >= deadline:
             _stop(backend, container_id, done)
-            return Outcome(StepStatus.TIMED_OUT, _code(exit_code), f"timed out after {timeout:g}s", container_id)
+            return Outcome(
+                StepStatus.TIMED_OUT, _code(exit_code), f"timed out after {timeout:g}s", container_id
+            )
     if failure:
         return Outcome(StepStatus.FAILED, None, failure[0], container_id)
     code = exit_code[0]
@@ -167,10 +172,13 @@ def _code(exit_code: list[int]) -> int | None:
     return exit_code[0] if exit_code else None
 
 
-def _await_ready(step: Step, action: ContainerRun, container_id: str, context: StepContext,
-                 pump: LogPump) -> Outcome:
+def _await_ready(
+    step: Step, action: ContainerRun, container_id: str, context: StepContext, pump: LogPump
+) -> Outcome:
     ready = action.ready or ReadyCheck(timeout=60.0)
-    ports = (ready.port,) if ready.port else tuple(p.container_port for p in action.ports if p.protocol == "tcp")
+    ports = (
+        (ready.port,) if ready.port else tuple(p.container_port for p in action.ports if p.protocol == "tcp")
+    )
     deadline = time.monotonic() + ready.timeout
     backend = context.backend
     while True:
@@ -179,21 +187,30 @@ def _await_ready(step: Step, action: ContainerRun, container_id: str, context: S
             pump.join(timeout=2)
             last = "\n".join(pump.tail[-10:])
             message = f"exited with code {state.exit_code} before it was ready"
-            return Outcome(StepStatus.FAILED, state.exit_code, message + (f"; last output:\n{last}" if last else ""),
-                           container_id)
+            return Outcome(
+                StepStatus.FAILED,
+                state.exit_code,
+                message + (f"; last output:\n{last}" if last else ""),
+                container_id,
+            )
         if _is_ready(backend, container_id, ready.command, ports, context.network):
             return Outcome(StepStatus.SUCCESS, None, "", container_id)
         if context.should_stop():
             return Outcome(StepStatus.STOPPED, None, "stopped by an interrupt", container_id)
         if time.monotonic() >= deadline:
             what = f"`{ready.command}`" if ready.command else f"port {', '.join(map(str, ports))}"
-            return Outcome(StepStatus.FAILED, None, f"not ready after {ready.timeout:g}s (waited for {what})",
-                           container_id)
+            return Outcome(
+                StepStatus.FAILED,
+                None,
+                f"not ready after {ready.timeout:g}s (waited for {what})",
+                container_id,
+            )
         time.sleep(ready.interval)
 
 
-def _is_ready(backend: Backend, container_id: str, command: str | None, ports: tuple[int, ...],
-              network: str | None) -> bool:
+def _is_ready(
+    backend: Backend, container_id: str, command: str | None, ports: tuple[int, ...], network: str | None
+) -> bool:
     if command:
         return backend.exec(container_id, ("/bin/sh", "-c", command)).exit_code == 0
     if not ports:

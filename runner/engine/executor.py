@@ -1,4 +1,4 @@
-"""Runs a `Pipeline`: services and steps in order, `errors` after a failure, `finally` always, then the sweep."""
+"""Runs a `Pipeline`: services and steps in order, `errors` after a failure, `finally` always, a sweep."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from runner.backend.base import Backend, ContainerSpec
+from runner.backend.base import Backend
 from runner.engine import workspace
 from runner.engine.container_step import Outcome, StepContext, run_container
 from runner.engine.events import Reporter
@@ -41,8 +41,15 @@ def new_run_id() -> str:
 
 
 class Executor:
-    def __init__(self, pipeline: Pipeline, backend: Backend, ledger: Ledger, reporter: Reporter,
-                 options: RunOptions | None = None, interrupts: Interrupts | None = None) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        backend: Backend,
+        ledger: Ledger,
+        reporter: Reporter,
+        options: RunOptions | None = None,
+        interrupts: Interrupts | None = None,
+    ) -> None:
         self.pipeline = pipeline
         self.backend = backend
         self.ledger = ledger
@@ -86,7 +93,9 @@ class Executor:
             if lease is not None:
                 lease.release()
             self.interrupts.restore()
-        result = RunResult(self.run_id, self.pipeline.name, self.results, self.interrupts.interrupted, resources)
+        result = RunResult(
+            self.run_id, self.pipeline.name, self.results, self.interrupts.interrupted, resources
+        )
         self.ledger.end_run(self.run_id, result.status, result.exit_code)
         self.reporter.run_finished(result)
         return result
@@ -96,7 +105,8 @@ class Executor:
         if leaks:
             report = remove_runs(self.backend, leaks, self.ledger)
             self.reporter.notice(
-                f"removed {len(report.removed)} resources left by {len(leaks)} earlier run(s) whose runner died"
+                f"removed {len(report.removed)} resources left by {len(leaks)} earlier run(s) "
+                "whose runner died"
             )
 
     def _main_phase(self) -> bool:
@@ -107,7 +117,9 @@ class Executor:
             self._prepare_run()
         except RunnerError as exc:
             self.reporter.notice(f"could not prepare the run: {exc.message}", warning=True)
-            self.results.append(StepResult("setup", "setup", Block.STEPS, StepStatus.FAILED, message=exc.message))
+            self.results.append(
+                StepResult("setup", "setup", Block.STEPS, StepStatus.FAILED, message=exc.message)
+            )
             self._skip(Block.SERVICES, self.pipeline.services)
             self._skip(Block.STEPS, self.pipeline.steps)
             return True
@@ -123,8 +135,9 @@ class Executor:
         elif self.pipeline.workspace:
             self.mounts = (Mount(source=self.teardown.create_volume("workspace"), target=WORKSPACE),)
 
-    def _run_block(self, block: Block, steps: tuple[Step, ...], *, stop_on_failure: bool,
-                   in_finally: bool = False) -> bool:
+    def _run_block(
+        self, block: Block, steps: tuple[Step, ...], *, stop_on_failure: bool, in_finally: bool = False
+    ) -> bool:
         failed = False
         for index, step in enumerate(steps):
             stopping = self.interrupts.abandon_finally if in_finally else self.interrupts.interrupted
@@ -148,8 +161,14 @@ class Executor:
         except RunnerError as exc:
             outcome = Outcome(StepStatus.FAILED, None, exc.message + (f" ({exc.hint})" if exc.hint else ""))
         result = StepResult(
-            step.id, step.name, block, outcome.status, outcome.exit_code, time.monotonic() - started,
-            outcome.message, allowed_failure=step.allow_failure and outcome.status.is_failure,
+            step.id,
+            step.name,
+            block,
+            outcome.status,
+            outcome.exit_code,
+            time.monotonic() - started,
+            outcome.message,
+            allowed_failure=step.allow_failure and outcome.status.is_failure,
         )
         if outcome.container_id:
             result.outputs["containerId"] = outcome.container_id
@@ -160,8 +179,15 @@ class Executor:
 
     def _record(self, step: Step, result: StepResult) -> None:
         self.results.append(result)
-        self.ledger.step_result(self.run_id, step.id, step.name, result.status.value, result.exit_code,
-                                result.duration, str(self.log_dir / f"{step.id}.log"))
+        self.ledger.step_result(
+            self.run_id,
+            step.id,
+            step.name,
+            result.status.value,
+            result.exit_code,
+            result.duration,
+            str(self.log_dir / f"{step.id}.log"),
+        )
         self.reporter.step_finished(step, result)
 
     # actions
@@ -189,8 +215,9 @@ class Executor:
             prepare=self._seed_workspace,
             should_stop=should_stop,
         )
-        outcome = run_container(step, action, image, self.teardown.name(step.id), context,
-                                self._timeout(step, block))
+        outcome = run_container(
+            step, action, image, self.teardown.name(step.id), context, self._timeout(step, block)
+        )
         if not action.detach or outcome.status is not StepStatus.SUCCESS:
             self._remove_later(step.id)
         return outcome

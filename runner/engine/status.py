@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class StepStatus(str, Enum):
+class StepStatus(StrEnum):
     SUCCESS = "SUCCESS"
     FAILED = "FAILED"
     SKIPPED = "SKIPPED"
@@ -18,7 +18,7 @@ class StepStatus(str, Enum):
         return self in (StepStatus.FAILED, StepStatus.TIMED_OUT)
 
 
-class Block(str, Enum):
+class Block(StrEnum):
     SERVICES = "services"
     STEPS = "steps"
     ERRORS = "errors"

@@ -9,13 +9,14 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from runner.durations import parse_duration
-from runner.errors import InputError
 from runner.formats.schema import Spec, validate
 from runner.formats.source import Document, Loc
 from runner.model import ContainerRun, Pipeline, PortBinding, ReadyCheck, Step, StopAction
 
 STEP_ID = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
-PORT = re.compile(r"^(?:(?:(?P<ip>[0-9.]+|\[[0-9a-fA-F:]+\]):)?(?P<host>\d*):)?(?P<container>\d+)(?:/(?P<proto>tcp|udp))?$")
+PORT = re.compile(
+    r"^(?:(?:(?P<ip>[0-9.]+|\[[0-9a-fA-F:]+\]):)?(?P<host>\d*):)?(?P<container>\d+)(?:/(?P<proto>tcp|udp))?$"
+)
 
 Scalar = str | int | float | bool
 
@@ -159,7 +160,9 @@ class _Compiler:
         if step_id in self.seen:
             first = self.document.position(self.seen[step_id])
             raise self.document.error(
-                id_loc, f"duplicate step id '{step_id}' (first used at line {first.line})", "give each step its own id"
+                id_loc,
+                f"duplicate step id '{step_id}' (first used at line {first.line})",
+                "give each step its own id",
             )
         self.seen[step_id] = loc
 
@@ -196,10 +199,14 @@ class _Compiler:
             return self._stop_step(spec, loc, step_id, name)
         if not spec.script and not spec.detach:
             raise self.document.error(
-                loc, f"step '{name}' does nothing", "give it a `script:`, `detach: true` (a service), or `stop: <step id>`"
+                loc,
+                f"step '{name}' does nothing",
+                "give it a `script:`, `detach: true` (a service), or `stop: <step id>`",
             )
         if spec.ready is not None and not spec.detach:
-            raise self.document.error((*loc, "ready"), "`ready` only applies to a detached step", "add `detach: true`")
+            raise self.document.error(
+                (*loc, "ready"), "`ready` only applies to a detached step", "add `detach: true`"
+            )
         if spec.script and spec.command:
             raise self.document.error((*loc, "command"), "a step takes `script` or `command`, not both", None)
         if spec.detach:
@@ -214,14 +221,18 @@ class _Compiler:
             detach=spec.detach,
             ready=_ready(spec.ready),
         )
-        return Step(id=step_id, name=name, action=action, timeout=spec.timeout, allow_failure=spec.allow_failure)
+        return Step(
+            id=step_id, name=name, action=action, timeout=spec.timeout, allow_failure=spec.allow_failure
+        )
 
     def _stop_step(self, spec: StepSpec, loc: Loc, step_id: str, name: str) -> Step:
         target = spec.stop or ""
         extra = [key for key in ("image", "script", "command", "ports", "ready") if getattr(spec, key)]
         if extra or spec.detach:
             raise self.document.error(
-                loc, f"a `stop:` step takes no {', '.join(extra) or 'detach'}", "put the stop in a step of its own"
+                loc,
+                f"a `stop:` step takes no {', '.join(extra) or 'detach'}",
+                "put the stop in a step of its own",
             )
         if target not in self.seen or target == step_id:
             known = ", ".join(sorted(self.detached)) or "none"
@@ -246,7 +257,9 @@ def _port(document: Document, text: str, loc: Loc) -> PortBinding:
     match = PORT.match(text.strip())
     if not match:
         raise document.error(
-            loc, f"'{text}' is not a port mapping", "write CONTAINER, HOST:CONTAINER or IP:HOST:CONTAINER, e.g. 6379:6379"
+            loc,
+            f"'{text}' is not a port mapping",
+            "write CONTAINER, HOST:CONTAINER or IP:HOST:CONTAINER, e.g. 6379:6379",
         )
     ip = (match.group("ip") or "127.0.0.1").strip("[]")
     host = match.group("host")

@@ -41,7 +41,9 @@ def _problem(document: Document, spec: type[BaseModel], base: Loc, error: Any) -
     if kind == "extra_forbidden":
         key = str(loc[-1])
         allowed = _allowed_keys(spec, loc[len(base) : -1])
-        return document.error(loc, f"unknown key '{key}' in {_parent(loc)}", _did_you_mean(key, allowed), key=True)
+        return document.error(
+            loc, f"unknown key '{key}' in {_parent(loc)}", _did_you_mean(key, allowed), key=True
+        )
     if kind == "missing":
         key = str(loc[-1])
         return document.error(loc[:-1], f"missing required key '{key}' in {_parent(loc)}", f"add `{key}:`")
@@ -56,7 +58,9 @@ def _problem(document: Document, spec: type[BaseModel], base: Loc, error: Any) -
 
 def _data_loc(loc: tuple[Any, ...]) -> Loc:
     # pydantic adds the name of a union member or a validator to the path; data keys never contain '['.
-    return tuple(part for part in loc if not (isinstance(part, str) and ("[" in part or part.startswith("function-"))))
+    return tuple(
+        part for part in loc if not (isinstance(part, str) and ("[" in part or part.startswith("function-")))
+    )
 
 
 def _parent(loc: Loc) -> str:

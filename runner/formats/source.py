@@ -59,9 +59,7 @@ def load_file(path: Path) -> Document:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         position = _offset_position(str(path), raw, exc.start)
-        raise InputError(
-            "the file is not valid UTF-8 text", "save the file as UTF-8", position
-        ) from exc
+        raise InputError("the file is not valid UTF-8 text", "save the file as UTF-8", position) from exc
     return load_text(text, str(path))
 
 

@@ -67,10 +67,13 @@ class Ledger:
             self.connection.execute("PRAGMA synchronous=NORMAL")
             self.connection.executescript(SCHEMA)
         except (OSError, sqlite3.Error) as exc:
-            raise LedgerUnavailable(
-                f"cannot write the run ledger under {self.directory}: {exc}",
-                "free disk space or fix permissions there, or set RUNNER_STATE_DIR to a writable directory",
-            ) from exc
+            raise self._unwritable(exc) from exc
+
+    def _unwritable(self, exc: Exception) -> LedgerUnavailable:
+        return LedgerUnavailable(
+            f"cannot write the run ledger under {self.directory}: {exc}",
+            "free disk space or fix permissions there, or set RUNNER_STATE_DIR to a writable directory",
+        )
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -78,10 +81,7 @@ class Ledger:
             try:
                 yield self.connection
             except sqlite3.Error as exc:
-                raise LedgerUnavailable(
-                    f"cannot write the run ledger under {self.directory}: {exc}",
-                    "free disk space or fix permissions there, or set RUNNER_STATE_DIR to a writable directory",
-                ) from exc
+                raise self._unwritable(exc) from exc
 
     def close(self) -> None:
         with self.lock:
@@ -110,7 +110,9 @@ class Ledger:
 
     def runs(self, limit: int = 50) -> list[RunRecord]:
         with self.lock:
-            rows = self.connection.execute("SELECT * FROM runs ORDER BY started DESC LIMIT ?", (limit,)).fetchall()
+            rows = self.connection.execute(
+                "SELECT * FROM runs ORDER BY started DESC LIMIT ?", (limit,)
+            ).fetchall()
         return [RunRecord(*row) for row in rows]
 
     # resources
@@ -125,14 +127,16 @@ class Ledger:
     def confirm(self, run_id: str, kind: str, name: str, ident: str) -> None:
         with self._write() as db:
             db.execute(
-                "UPDATE resources SET ident = ?, state = 'created' WHERE run_id = ? AND kind = ? AND name = ?",
+                "UPDATE resources SET ident = ?, state = 'created' "
+                "WHERE run_id = ? AND kind = ? AND name = ?",
                 (ident, run_id, kind, name),
             )
 
     def removed(self, run_id: str, kind: str, name: str) -> None:
         with self._write() as db:
             db.execute(
-                "UPDATE resources SET state = 'removed', removed = ? WHERE run_id = ? AND kind = ? AND name = ?",
+                "UPDATE resources SET state = 'removed', removed = ? "
+                "WHERE run_id = ? AND kind = ? AND name = ?",
                 (time.time(), run_id, kind, name),
             )
 
@@ -147,7 +151,14 @@ class Ledger:
     # steps
 
     def step_result(
-        self, run_id: str, step_id: str, name: str, status: str, exit_code: int | None, duration: float, log: str
+        self,
+        run_id: str,
+        step_id: str,
+        name: str,
+        status: str,
+        exit_code: int | None,
+        duration: float,
+        log: str,
     ) -> None:
         with self._write() as db:
             db.execute(

@@ -41,7 +41,9 @@ class SweepReport:
 
 
 class TeardownManager:
-    def __init__(self, backend: Backend, ledger: Ledger, run_id: str, pipeline: str, owner: labels.Owner) -> None:
+    def __init__(
+        self, backend: Backend, ledger: Ledger, run_id: str, pipeline: str, owner: labels.Owner
+    ) -> None:
         self.backend = backend
         self.ledger = ledger
         self.run_id = run_id
@@ -127,7 +129,9 @@ class TeardownManager:
             report.merge(remove_all(self.backend, stray))
         with self.lock:
             created = len(self.records) + len(stray)
-            removed = sum(1 for r in self.records if r.removed) + len(stray) - len(
-                [f for f, _ in report.failed if f in stray]
+            removed = (
+                sum(1 for r in self.records if r.removed)
+                + len(stray)
+                - len([f for f, _ in report.failed if f in stray])
             )
         return SweepReport(report, left_running, created, removed, time.monotonic() - started)

@@ -32,16 +32,17 @@ def remove_all(
     with ThreadPoolExecutor(max_workers=MAX_WORKERS) as pool:
         for kind in REMOVAL_ORDER:
             batch = [resource for resource in pending if resource.kind == kind]
-            for resource, outcome in zip(batch, pool.map(lambda r: _remove_one(backend, r), batch), strict=True):
+            for resource, outcome in zip(
+                batch, pool.map(lambda r: _remove_one(backend, r), batch), strict=True
+            ):
                 if outcome is None:
                     report.removed.append(resource)
                 elif outcome == "":
                     report.already_gone.append(resource)
                 else:
                     report.failed.append((resource, outcome))
-                if outcome is None or outcome == "":
-                    if on_removed:
-                        on_removed(resource)
+                if outcome in (None, "") and on_removed:
+                    on_removed(resource)
     return report
 
 

@@ -17,7 +17,9 @@ S = StepStatus
 
 def no_resources_of(run_id: str) -> bool:
     backend = connect()
-    return not any(backend.list_resources(kind, f"{RUN_LABEL}={run_id}") for kind in ("container", "network", "volume"))
+    return not any(
+        backend.list_resources(kind, f"{RUN_LABEL}={run_id}") for kind in ("container", "network", "volume")
+    )
 
 
 def test_steps_run_in_order_and_finally_runs_on_success(write: Write) -> None:
@@ -55,8 +57,12 @@ def test_a_failure_skips_the_rest_then_runs_errors_and_finally(write: Write) -> 
     result, reporter = run_file(path)
     assert result.exit_code == 1
     assert statuses(result) == {
-        "one": S.SUCCESS, "boom": S.FAILED, "three": S.SKIPPED,
-        "alert": S.SUCCESS, "broken-cleanup": S.FAILED, "last": S.SUCCESS,
+        "one": S.SUCCESS,
+        "boom": S.FAILED,
+        "three": S.SKIPPED,
+        "alert": S.SUCCESS,
+        "broken-cleanup": S.FAILED,
+        "last": S.SUCCESS,
     }
     assert reporter.output("boom") == ["before"]
     assert next(r for r in result.results if r.step_id == "boom").exit_code == 3
@@ -69,7 +75,7 @@ def test_a_failing_finally_step_fails_a_passing_run(write: Write) -> None:
         steps: [{id: ok, script: "true"}]
         finally: [{id: bad, script: "false"}, {id: after, script: echo after}]
     """)
-    result, reporter = run_file(path)
+    result, _ = run_file(path)
     assert result.exit_code == 1
     assert statuses(result)["after"] is S.SUCCESS
 
@@ -96,7 +102,7 @@ def test_a_step_timeout_stops_the_step_and_finally_still_runs(write: Write) -> N
         finally:
           - {id: last, script: echo last}
     """)
-    result, reporter = run_file(path)
+    result, _ = run_file(path)
     assert result.exit_code == 1
     assert statuses(result) == {"slow": S.TIMED_OUT, "never": S.SKIPPED, "last": S.SUCCESS}
     assert result.results[0].duration < 5
@@ -203,7 +209,9 @@ def test_a_missing_image_fails_the_step_and_names_the_map_option(write: Write) -
     assert "--image no-such-image-anywhere=LOCAL_IMAGE" in result.results[0].message
 
 
-def test_keep_leaves_everything_and_cleanup_by_run_removes_it(write: Write, cli: Callable[..., object]) -> None:
+def test_keep_leaves_everything_and_cleanup_by_run_removes_it(
+    write: Write, cli: Callable[..., object]
+) -> None:
     path = write("""
         image: busybox
         steps: [{id: idle, detach: true, script: sleep 600}]

@@ -1,0 +1,88 @@
+"""`make bench`: the runner against the Docker SDK floor, measured side by side in one run.
+
+1. A pipeline of 20 trivial steps on the busybox image, and the same 20 containers created, started,
+   waited and removed with the SDK directly (bench/sdk_baseline.py), alternated round by round.
+   Each side is a whole process, so interpreter start-up counts on both. The ratio is taken per round,
+   and its median is printed. Target: at most 1.15.
+2. The teardown of a run that leaves 10 detached services running: how long the final sweep takes.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from runner.backend import connect
+from runner.engine.events import SilentReporter
+from runner.engine.executor import Executor, RunOptions
+from runner.formats import load_pipeline
+from runner.teardown.ledger import Ledger
+
+BUSYBOX = "runner/busybox:latest"
+STEPS = 20
+ROUNDS = 7
+SERVICES = 10
+HERE = Path(__file__).resolve().parent
+
+
+def timed(command: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def write_pipeline(directory: Path, text: str) -> Path:
+    path = directory / "runner.yml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def step_overhead(directory: Path) -> None:
+    steps = "".join(f"  - {{id: s{index}, script: 'true'}}\n" for index in range(STEPS))
+    pipeline = write_pipeline(directory, f"image: busybox\nsteps:\n{steps}")
+    runner = [sys.executable, "-m", "runner", "run", str(pipeline), "-q", "--image", f"busybox={BUSYBOX}"]
+    sdk = [sys.executable, str(HERE / "sdk_baseline.py"), BUSYBOX, str(STEPS)]
+    timed(runner), timed(sdk)  # warm-up: page cache, image layers
+    runner_times, sdk_times, ratios = [], [], []
+    for _ in range(ROUNDS):
+        runner_times.append(timed(runner))
+        sdk_times.append(timed(sdk))
+        ratios.append(runner_times[-1] / sdk_times[-1])
+    runner_median, sdk_median = statistics.median(runner_times), statistics.median(sdk_times)
+    print(f"{STEPS} trivial steps, {ROUNDS} alternated rounds (whole process each, medians):")
+    print(f"  runner       {runner_median:6.2f} s   {runner_median / STEPS * 1000:6.0f} ms/step")
+    print(f"  Docker SDK   {sdk_median:6.2f} s   {sdk_median / STEPS * 1000:6.0f} ms/step")
+    print(
+        f"  ratio runner/SDK per step: median {statistics.median(ratios):.3f} "
+        f"(min {min(ratios):.3f}, max {max(ratios):.3f}; target <= 1.15)"
+    )
+
+
+def teardown_time(directory: Path) -> None:
+    services = "".join(f"  - {{id: svc{n}, detach: true, script: sleep 600}}\n" for n in range(SERVICES))
+    text = f"image: busybox\nsteps:\n{services}  - {{script: 'true'}}\n"
+    pipeline = load_pipeline(write_pipeline(directory, text))
+    sweeps = []
+    for _ in range(3):
+        options = RunOptions(image_map={"busybox": BUSYBOX})
+        result = Executor(pipeline, connect(), Ledger(), SilentReporter(), options).run()
+        assert result.resources is not None and len(result.resources.left_running) == SERVICES
+        sweeps.append(result.resources.sweep_seconds)
+    print(
+        f"teardown of a run with {SERVICES} detached services still running "
+        f"(network, volume, 11 containers): median {statistics.median(sweeps):.2f} s of 3"
+    )
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        step_overhead(Path(directory))
+        teardown_time(Path(directory))
+
+
+if __name__ == "__main__":
+    main()
