@@ -14,7 +14,7 @@ from rich.text import Text
 
 from runner.durations import format_duration
 from runner.engine.status import Block, RunResult, StepResult, StepStatus
-from runner.model import Pipeline, Step
+from runner.model import ContainerRun, Pipeline, Step
 
 STYLES = {
     StepStatus.SUCCESS: ("✓", "green"),
@@ -68,7 +68,8 @@ class ConsoleReporter:
             self.console.print(f"[bold]▶ {escape(step.name)}[/bold]{where}")
 
     def log(self, step: Step, line: str) -> None:
-        if self.quiet:
+        service = isinstance(step.action, ContainerRun) and step.action.detach
+        if self.quiet or (service and not self.verbose):
             return
         prefix = Text(f"{step.name[: self.width]:<{self.width}} │ ", style=self.colors.get(step.id, "cyan"))
         self.console.print(prefix + Text(line), soft_wrap=True)
@@ -82,7 +83,7 @@ class ConsoleReporter:
         status = result.status.value + (" (allowed)" if result.allowed_failure else "")
         duration = "" if result.status is StepStatus.SKIPPED else f" {format_duration(result.duration)}"
         line = f"[{style}]{mark} {escape(step.name)} {status}[/{style}][dim]{duration}[/dim]"
-        if result.message and (result.status is not StepStatus.SUCCESS or self.verbose):
+        if result.message:
             line += f"  {escape(result.message)}"
         self.console.print(line)
 
@@ -99,6 +100,8 @@ class ConsoleReporter:
         if not self.quiet:
             self.console.print(summary_table(result))
         self.console.print(resource_line(result))
+        if self.verbose and result.log_dir:
+            self.console.print(f"[dim]step logs: {escape(result.log_dir)}[/dim]")
         if result.resources and result.resources.kept:
             self.console.print(f"remove them with: runner cleanup --run {result.run_id}")
         outcome = {

@@ -237,3 +237,76 @@ def test_the_demo_runs_and_leaves_nothing(cli: Cli) -> None:
     assert "get and check │ got: hello from runner" in completed.out
     assert any(line.split()[:3] == ["stop", "redis", "finally"] for line in completed.out.splitlines())
     assert "6 resources created, all removed" in completed.out
+
+
+@pytest.mark.docker
+def test_env_options_and_the_image_map_in_runner_toml(cli: Cli, write: Write, tmp_path: Path) -> None:
+    (tmp_path / "runner.toml").write_text(f'[images]\nbusybox = "{BUSYBOX}"\n', encoding="utf-8")
+    (tmp_path / "vars.env").write_text(
+        "# comment\nexport FROM_FILE='file value'\nBOTH=file\n", encoding="utf-8"
+    )
+    path = write("""
+        image: busybox
+        steps: [{id: show, script: 'echo "$FROM_FILE|$FROM_CLI|$BOTH"'}]
+    """)
+    completed = cli(
+        "run", str(path), "--env-file", str(tmp_path / "vars.env"), "--env", "FROM_CLI=cli", "-e", "BOTH=cli"
+    )
+    assert completed.code == 0, completed.out + completed.err
+    assert "show │ file value|cli|cli" in completed.out
+
+
+@pytest.mark.docker
+def test_a_run_first_removes_what_dead_runs_left(cli: Cli, write: Write) -> None:
+    path = write(LONG_STEP)
+    process = start_runner(path)
+    _, dead_run = read_until(process, "long-running")
+    reaper = subprocess.run(
+        ["pgrep", "-f", f"runner.teardown.reaper {dead_run}"], capture_output=True, text=True
+    )
+    os.killpg(process.pid, signal.SIGKILL)
+    for pid in reaper.stdout.split():
+        os.kill(int(pid), signal.SIGKILL)
+    process.wait(timeout=10)
+    assert labelled_of(dead_run)
+    quick = write("image: busybox\nsteps: [{script: echo hi}]\n", "quick.yml")
+    completed = cli("run", str(quick), *image_args())
+    assert completed.code == 0, completed.out + completed.err
+    assert "earlier run(s) whose runner died" in completed.out
+    assert labelled_of(dead_run) == []
+
+
+@pytest.mark.docker
+def test_cleanup_leaves_live_and_young_runs_unless_told(cli: Cli, write: Write) -> None:
+    from tests.engine.helpers import run_file
+
+    result, _ = run_file(
+        write("image: busybox\nsteps: [{id: idle, detach: true, script: sleep 600}]\n"), keep=True
+    )
+    try:
+        assert labelled_of(result.run_id)
+        assert result.run_id not in cli("cleanup", "--dry-run").out  # its owner, this process, is alive
+        assert result.run_id not in cli("cleanup", "--all", "--older-than", "1h", "--dry-run").out
+        assert cli("cleanup", "--older-than", "soon").code == 2
+        completed = cli("cleanup", "--all")
+        assert completed.code == 0 and result.run_id in completed.out
+        assert labelled_of(result.run_id) == []
+    finally:
+        cli("cleanup", "--run", result.run_id)
+
+
+@pytest.mark.docker
+def test_verbose_shows_service_output_and_quiet_shows_only_the_end(cli: Cli, write: Write) -> None:
+    path = write("""
+        image: busybox
+        steps:
+          - {id: svc, detach: true, script: "echo service-says-hi; sleep 600"}
+          - {id: step, script: "sleep 0.5; echo step-output"}
+    """)
+    verbose = cli("run", str(path), "-v", *image_args())
+    assert "svc  │ service-says-hi" in verbose.out and "step logs:" in verbose.out
+    normal = cli("run", str(path), *image_args())
+    assert "service-says-hi" not in normal.out and "step │ step-output" in normal.out
+    quiet = cli("run", str(path), "-q", *image_args())
+    assert quiet.code == 0
+    assert "step-output" not in quiet.out and "all removed" in quiet.out

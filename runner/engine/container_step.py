@@ -78,12 +78,11 @@ def container_spec(
 class LogPump(threading.Thread):
     """Streams a container's output line by line to the reporter and the step's log file."""
 
-    def __init__(self, context: StepContext, step: Step, container_id: str, echo: bool) -> None:
+    def __init__(self, context: StepContext, step: Step, container_id: str) -> None:
         super().__init__(daemon=True, name=f"logs-{step.id}")
         self.context = context
         self.step = step
         self.container_id = container_id
-        self.echo = echo
         self.tail: list[str] = []
 
     def run(self) -> None:
@@ -108,8 +107,7 @@ class LogPump(threading.Thread):
         log.write(raw + b"\n")
         line = raw.decode("utf-8", errors="replace").rstrip("\r")
         self.tail = [*self.tail[-19:], line]
-        if self.echo:
-            self.context.reporter.log(self.step, line)
+        self.context.reporter.log(self.step, line)
 
 
 def run_container(
@@ -120,7 +118,7 @@ def run_container(
     container_id = context.create(spec, step.id, action.detach)
     context.prepare(container_id)
     backend.start(container_id)
-    pump = LogPump(context, step, container_id, echo=not action.detach)
+    pump = LogPump(context, step, container_id)
     pump.start()
     if action.detach:
         return _await_ready(step, action, container_id, context, pump)
@@ -194,7 +192,9 @@ def _await_ready(
                 container_id,
             )
         if _is_ready(backend, container_id, ready.command, ports, context.network):
-            return Outcome(StepStatus.SUCCESS, None, "", container_id)
+            published = backend.published_ports(container_id) if action.ports else {}
+            where = ", ".join(f"{ip}:{port}->{inner}" for inner, (ip, port) in sorted(published.items()))
+            return Outcome(StepStatus.SUCCESS, None, f"published on {where}" if where else "", container_id)
         if context.should_stop():
             return Outcome(StepStatus.STOPPED, None, "stopped by an interrupt", container_id)
         if time.monotonic() >= deadline:

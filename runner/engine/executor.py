@@ -94,7 +94,12 @@ class Executor:
                 lease.release()
             self.interrupts.restore()
         result = RunResult(
-            self.run_id, self.pipeline.name, self.results, self.interrupts.interrupted, resources
+            self.run_id,
+            self.pipeline.name,
+            self.results,
+            self.interrupts.interrupted,
+            resources,
+            str(self.log_dir),
         )
         self.ledger.end_run(self.run_id, result.status, result.exit_code)
         self.reporter.run_finished(result)

@@ -59,6 +59,7 @@ class RunResult:
     results: list[StepResult]
     interrupted: bool
     resources: ResourceSummary | None = None
+    log_dir: str = ""
 
     @property
     def failed(self) -> bool:

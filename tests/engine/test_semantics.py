@@ -222,3 +222,32 @@ def test_keep_leaves_everything_and_cleanup_by_run_removes_it(
     completed = cli("cleanup", "--run", result.run_id)
     assert completed.code == 0, completed  # type: ignore[attr-defined]
     assert no_resources_of(result.run_id)
+
+
+def test_services_start_before_the_steps_and_are_removed_after(write: Write) -> None:
+    path = write("""
+        image: busybox
+        services:
+          cache:
+            image: redis
+            ports: [6379]
+        steps:
+          - {id: use, image: redis, script: redis-cli -h cache ping}
+    """)
+    result, reporter = run_file(path)
+    assert result.exit_code == 0, result.results
+    assert reporter.order == ["cache", "use"]
+    assert reporter.output("use") == ["PONG"]
+    assert result.results[0].message.startswith("published on 127.0.0.1:")
+    assert no_resources_of(result.run_id)
+
+
+def test_run_options_env_reaches_every_step_and_wins(write: Write) -> None:
+    path = write("""
+        image: busybox
+        env: {A: from-file, B: kept}
+        steps: [{id: show, script: 'echo "$A $B"'}]
+    """)
+    result, reporter = run_file(path, env={"A": "from-cli"})
+    assert result.exit_code == 0
+    assert reporter.output("show") == ["from-cli kept"]
