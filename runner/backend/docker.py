@@ -33,9 +33,8 @@ def engine_address() -> str:
 
 def _engine_down(exc: Exception) -> EngineUnavailable:
     return EngineUnavailable(
-        f"no Docker engine answers at {engine_address()}",
-        "start one (`sudo dockerd &`, `sudo systemctl start docker`, or `make engine` in this project), "
-        "or point DOCKER_HOST at a running engine",
+        f"no Docker engine answers at {engine_address()}: start one "
+        "(`sudo systemctl start docker`, or `sudo dockerd &`) or point DOCKER_HOST at a running engine"
     )
 
 

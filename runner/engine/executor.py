@@ -73,26 +73,26 @@ class Executor:
     # the run
 
     def run(self) -> RunResult:
-        lease = Lease(self.run_id) if self.options.lease else None
+        # recorded first: a run the ledger cannot record must not start unguarded
         self.ledger.start_run(self.run_id, self.pipeline.name, str(self.pipeline.source), str(self.owner))
+        lease = Lease(self.run_id) if self.options.lease else None
         self.interrupts.install()
         self.reporter.run_started(self.pipeline, self.run_id)
-        resources: ResourceSummary | None = None
         try:
-            if self.options.sweep_dead_runs:
-                self._sweep_dead_runs()
+            try:
+                self._phases(lease)
+            finally:
+                resources = self._finish()
+        except BaseException:
+            with contextlib.suppress(RunnerError):
+                self.ledger.end_run(self.run_id, "error", None)
             if lease is not None:
-                lease.wait_ready()
-            self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            failed = self._main_phase()
-            if failed and not self.interrupts.interrupted:
-                self._run_block(Block.ERRORS, self.pipeline.errors, stop_on_failure=False)
-            self._run_block(Block.FINALLY, self.pipeline.finally_, stop_on_failure=False, in_finally=True)
+                lease.abandon()  # the reaper removes what this process could not
+            raise
         finally:
-            resources = self._finish()
-            if lease is not None:
-                lease.release()
             self.interrupts.restore()
+        if lease is not None:
+            lease.release()
         result = RunResult(
             self.run_id,
             self.pipeline.name,
@@ -104,6 +104,17 @@ class Executor:
         self.ledger.end_run(self.run_id, result.status, result.exit_code)
         self.reporter.run_finished(result)
         return result
+
+    def _phases(self, lease: Lease | None) -> None:
+        if self.options.sweep_dead_runs:
+            self._sweep_dead_runs()
+        if lease is not None:
+            lease.wait_ready()
+        self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        failed = self._main_phase()
+        if failed and not self.interrupts.interrupted:
+            self._run_block(Block.ERRORS, self.pipeline.errors, stop_on_failure=False)
+        self._run_block(Block.FINALLY, self.pipeline.finally_, stop_on_failure=False, in_finally=True)
 
     def _sweep_dead_runs(self) -> None:
         leaks = find_leaks(self.backend, LeakFilter(exclude_run=self.run_id))

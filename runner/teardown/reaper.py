@@ -47,14 +47,23 @@ class Lease:
 
     def release(self) -> None:
         """End the lease cleanly: the run removed (or deliberately kept) its own resources."""
+        self._close(DONE)
+
+    def abandon(self) -> None:
+        """End the lease as a crash would: the reaper sweeps the run now."""
+        self._close(b"")
+
+    def _close(self, last_words: bytes) -> None:
         stdin = self.process.stdin
         if stdin is None or stdin.closed:
             return
         try:
-            stdin.write(DONE)
+            stdin.write(last_words)
             stdin.close()
         except OSError:
             pass
+        if not last_words:
+            return  # the sweep may take a while; the reaper finishes it on its own
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
