@@ -22,6 +22,7 @@ STYLES = {
     StepStatus.TIMED_OUT: ("⏱", "red"),
     StepStatus.STOPPED: ("■", "yellow"),
     StepStatus.SKIPPED: ("-", "dim"),
+    StepStatus.PAUSED: ("‖", "yellow"),
 }
 PREFIX_STYLES = ("cyan", "magenta", "blue", "yellow", "green")
 
@@ -108,6 +109,7 @@ class ConsoleReporter:
             "success": "[green]succeeded[/green]",
             "failed": "[red]failed[/red]",
             "interrupted": "[yellow]was interrupted[/yellow]",
+            "paused": "[yellow]stopped at a manual step[/yellow] (run it with --manual)",
         }[result.status]
         self.console.print(f"run {result.run_id} {outcome} (exit code {result.exit_code})")
 

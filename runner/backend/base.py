@@ -22,6 +22,7 @@ class ContainerSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     workdir: str | None = None
     network: str | None = None
+    join: str | None = None  # share this container's network namespace instead of joining `network`
     aliases: tuple[str, ...] = ()
     mounts: tuple[Mount, ...] = ()
     ports: tuple[PortBinding, ...] = ()
@@ -72,7 +73,15 @@ class Backend(Protocol):
 
     def create_container(self, spec: ContainerSpec) -> str: ...
 
+    def image_ports(self, image: str) -> tuple[int, ...]:
+        """The TCP ports the image declares (EXPOSE)."""
+        ...
+
     def put_archive(self, container_id: str, path: str, data: bytes) -> None: ...
+
+    def get_archive(self, container_id: str, path: str) -> Iterator[bytes]:
+        """A tar stream of `path` in the container (running or stopped), as chunks."""
+        ...
 
     def start(self, container_id: str) -> None: ...
 

@@ -95,17 +95,17 @@ class DockerBackend:
         api = self.api
         host_config = api.create_host_config(
             init=True,
-            network_mode=spec.network,
+            network_mode=f"container:{spec.join}" if spec.join else spec.network,
             mounts=[
                 DockerMount(m.target, m.source, type="bind" if m.bind else "volume", read_only=m.read_only)
                 for m in spec.mounts
             ],
             port_bindings={f"{p.container_port}/{p.protocol}": (p.host_ip, p.host_port) for p in spec.ports},
             mem_limit=spec.memory,
-            extra_hosts=dict(spec.extra_hosts) or None,
+            extra_hosts=(dict(spec.extra_hosts) or None) if not spec.join else None,
         )
         networking = None
-        if spec.network:
+        if spec.network and not spec.join:
             endpoint = api.create_endpoint_config(aliases=list(spec.aliases) or None)
             networking = api.create_networking_config({spec.network: endpoint})  # type: ignore[arg-type]
         response = _call(
@@ -126,8 +126,20 @@ class DockerBackend:
         )
         return str(response["Id"])
 
+    def image_ports(self, image: str) -> tuple[int, ...]:
+        config = _call(lambda: self.api.inspect_image(image)).get("Config") or {}  # type: ignore[no-untyped-call]
+        exposed = config.get("ExposedPorts") or {}
+        return tuple(sorted(int(key.split("/")[0]) for key in exposed if key.endswith("/tcp")))
+
     def put_archive(self, container_id: str, path: str, data: bytes) -> None:
         _call(lambda: self.api.put_archive(container_id, path, data))
+
+    def get_archive(self, container_id: str, path: str) -> Iterator[bytes]:
+        stream, _ = _call(lambda: self.api.get_archive(container_id, path))
+        try:
+            yield from stream
+        except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
+            raise _engine_down(exc) from exc
 
     # running
 

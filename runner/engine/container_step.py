@@ -37,36 +37,60 @@ class StepContext:
     backend: Backend
     reporter: Reporter
     network: str | None
+    join: str | None  # a container whose network namespace the step shares (its services')
     mounts: tuple[Mount, ...]
     env: dict[str, str]
     log_dir: Path
     create: Callable[[ContainerSpec, str, bool], str]
     prepare: Callable[[str], None]  # called with a created container before it starts
     should_stop: Callable[[], bool]
+    mask: Callable[[str], str] = str
 
 
-def script_text(lines: tuple[str, ...]) -> str:
-    return "set -e\n" + "\n".join(lines) + "\n"
+# Runs the step's script and then its after-script, each as a script of its own with `set -e`. The
+# container's exit code is the script's: the after-script never changes it. The scripts travel in the
+# environment, so nothing has to be written into the image and no quoting is involved.
+WRAPPER = """
+runner_shell=sh
+if [ "$RUNNER_SHELL" = bash ] && command -v bash >/dev/null 2>&1; then runner_shell=bash; fi
+runner_script=$RUNNER_SCRIPT
+runner_after=$RUNNER_AFTER_SCRIPT
+runner_exit_variable=$RUNNER_EXIT_VARIABLE
+unset RUNNER_SHELL RUNNER_SCRIPT RUNNER_AFTER_SCRIPT RUNNER_EXIT_VARIABLE
+"$runner_shell" -ec "$runner_script"
+runner_code=$?
+if [ -n "$runner_after" ]; then
+  export "$runner_exit_variable=$runner_code"
+  "$runner_shell" -ec "$runner_after" || echo "after-script failed with exit code $?" >&2
+fi
+exit "$runner_code"
+"""
 
 
 def container_spec(
     step: Step, action: ContainerRun, image: str, name: str, context: StepContext
 ) -> ContainerSpec:
+    env = {**action.env, **context.env}
+    entrypoint, command = action.entrypoint, action.command
     if action.script:
-        entrypoint: tuple[str, ...] | None = action.shell
-        command: tuple[str, ...] | None = (script_text(action.script),)
-    else:
-        entrypoint, command = action.entrypoint, action.command
+        entrypoint, command = ("/bin/sh", "-c"), (WRAPPER,)
+        env.update(
+            RUNNER_SHELL=action.shell,
+            RUNNER_SCRIPT="\n".join(action.script) + "\n",
+            RUNNER_AFTER_SCRIPT="\n".join(action.after_script) + "\n" if action.after_script else "",
+            RUNNER_EXIT_VARIABLE=action.exit_code_variable,
+        )
     return ContainerSpec(
         name=name,
         image=image,
         labels={},
         command=command,
         entrypoint=entrypoint,
-        env={**action.env, **context.env},
+        env=env,
         workdir=action.workdir,
-        network=context.network,
-        aliases=(step.id,) if context.network else (),
+        network=None if context.join else context.network,
+        join=context.join,
+        aliases=(step.id,) if context.network and not context.join else (),
         mounts=(*context.mounts, *action.mounts),
         ports=action.ports,
         user=action.user,
@@ -78,15 +102,19 @@ def container_spec(
 class LogPump(threading.Thread):
     """Streams a container's output line by line to the reporter and the step's log file."""
 
-    def __init__(self, context: StepContext, step: Step, container_id: str) -> None:
+    def __init__(
+        self, context: StepContext, step: Step, container_id: str, log_name: str = "", echo: bool = True
+    ) -> None:
         super().__init__(daemon=True, name=f"logs-{step.id}")
         self.context = context
         self.step = step
         self.container_id = container_id
+        self.log_name = log_name or step.id
+        self.echo = echo
         self.tail: list[str] = []
 
     def run(self) -> None:
-        path = self.context.log_dir / f"{self.step.id}.log"
+        path = self.context.log_dir / f"{self.log_name}.log"
         pending = b""
         with open(path, "ab") as log:
             try:
@@ -104,10 +132,11 @@ class LogPump(threading.Thread):
                 self._emit(pending, log)
 
     def _emit(self, raw: bytes, log: IO[bytes]) -> None:
-        log.write(raw + b"\n")
-        line = raw.decode("utf-8", errors="replace").rstrip("\r")
+        line = self.context.mask(raw.decode("utf-8", errors="replace").rstrip("\r"))
+        log.write(line.encode("utf-8", errors="replace") + b"\n")
         self.tail = [*self.tail[-19:], line]
-        self.context.reporter.log(self.step, line)
+        if self.echo:
+            self.context.reporter.log(self.step, line)
 
 
 def run_container(
@@ -230,3 +259,68 @@ def _accepts(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+SERVICE_READY_TIMEOUT = 60.0
+
+
+def start_sidecars(
+    step: Step,
+    action: ContainerRun,
+    context: StepContext,
+    resolve: Callable[[str], str],
+    name: Callable[[str], str],
+) -> str | None:
+    """Start the step's services in one network namespace and wait until their ports accept connections.
+
+    The first service owns the namespace; the others and the step itself join it, so every one of them
+    answers on localhost. Returns the owner's container id (None when the step has no services)."""
+    backend = context.backend
+    owner: str | None = None
+    started: list[tuple[str, str, tuple[int, ...]]] = []
+    for sidecar in action.sidecars:
+        image = resolve(sidecar.image)
+        spec = ContainerSpec(
+            name=name(f"{step.id}-{sidecar.name}"),
+            image=image,
+            labels={},
+            command=sidecar.command,
+            env=sidecar.env,
+            network=None if owner else context.network,
+            join=owner,
+            memory=sidecar.memory,
+            extra_hosts={} if owner else {"host.docker.internal": "host-gateway"},
+        )
+        container_id = context.create(spec, step.id, True)
+        backend.start(container_id)
+        LogPump(context, step, container_id, log_name=f"{step.id}.{sidecar.name}", echo=False).start()
+        owner = owner or container_id
+        started.append((sidecar.name, container_id, backend.image_ports(image)))
+    if owner is not None:
+        _await_sidecars(context, owner, started)
+    return owner
+
+
+def _await_sidecars(
+    context: StepContext, owner: str, started: list[tuple[str, str, tuple[int, ...]]]
+) -> None:
+    backend = context.backend
+    address = backend.address(owner, context.network) if context.network else None
+    deadline = time.monotonic() + SERVICE_READY_TIMEOUT
+    waiting = list(started)
+    while waiting:
+        name, container_id, ports = waiting[0]
+        state = backend.state(container_id)
+        if not state.running:
+            raise RunnerError(f"service '{name}' exited with code {state.exit_code} before it was ready")
+        if address is None or all(_accepts(address, port) for port in ports):
+            waiting.pop(0)
+            continue
+        if context.should_stop():
+            raise RunnerError(f"stopped while waiting for service '{name}'")
+        if time.monotonic() >= deadline:
+            raise RunnerError(
+                f"service '{name}' did not accept connections on port {', '.join(map(str, ports))} "
+                f"within {SERVICE_READY_TIMEOUT:g}s"
+            )
+        time.sleep(0.1)

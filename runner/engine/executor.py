@@ -3,37 +3,49 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import secrets
 import threading
 import time
-from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from runner.backend.base import Backend
-from runner.engine import workspace
-from runner.engine.container_step import Outcome, StepContext, run_container
+from runner.engine.artifacts import ArtifactStore
+from runner.engine.container_step import POLL, Outcome, StepContext, run_container, start_sidecars
 from runner.engine.events import Reporter
 from runner.engine.images import ImageResolver
 from runner.engine.interrupts import Interrupts
 from runner.engine.status import Block, ResourceSummary, RunResult, StepResult, StepStatus
+from runner.engine.workspace import SourceTree
 from runner.errors import ResourceGone, RunnerError
-from runner.model import WORKSPACE, ContainerRun, Mount, Pipeline, Step, StopAction
-from runner.teardown.labels import Owner
+from runner.model import WORKSPACE, ContainerRun, Group, Mount, Node, Pipeline, Step, StopAction
+from runner.teardown.labels import PREFIX, Owner
 from runner.teardown.leaks import LeakFilter, find_leaks, remove_runs
 from runner.teardown.ledger import Ledger
 from runner.teardown.manager import TeardownManager
 from runner.teardown.reaper import Lease
+
+DOCKER_SOCKET = "/var/run/docker.sock"
+CACHE_LABEL = PREFIX + "cache"
+STATUS_VARIABLE = "RUNNER_PIPELINE_STATUS"
+FAILED_STEPS_VARIABLE = "RUNNER_FAILED_STEPS"
+
+ConfirmManual = Callable[[Step], bool]
 
 
 @dataclass(frozen=True)
 class RunOptions:
     image_map: Mapping[str, str] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()  # values masked in every log line
     keep: bool = False
     bind: bool = False
     sweep_dead_runs: bool = True
     lease: bool = True
+    max_parallel: int = 4
+    confirm_manual: ConfirmManual | None = None  # None: the run stops before a manual step
 
 
 def new_run_id() -> str:
@@ -62,13 +74,16 @@ class Executor:
         self.images = ImageResolver(backend, self.options.image_map)
         self.results: list[StepResult] = []
         self.network: str | None = None
-        self.mounts: tuple[Mount, ...] = ()
+        self.workspace: tuple[Mount, ...] = ()
         self.seed_lock = threading.Lock()
         self.seeded = not pipeline.workspace or self.options.bind
+        self.source = SourceTree(pipeline.context, pipeline.source_files)
         self.removals = ThreadPoolExecutor(max_workers=4, thread_name_prefix="remove")
         self.pending_removals: list[Future[object]] = []
         self.log_dir = ledger.directory / "logs" / self.run_id
+        self.artifacts = ArtifactStore(ledger.directory / "artifacts" / self.run_id)
         self.deadline: float | None = None
+        self.paused = False
 
     # the run
 
@@ -99,7 +114,8 @@ class Executor:
             self.results,
             self.interrupts.interrupted,
             resources,
-            str(self.log_dir),
+            paused=self.paused,
+            log_dir=str(self.log_dir),
         )
         self.ledger.end_run(self.run_id, result.status, result.exit_code)
         self.reporter.run_finished(result)
@@ -113,8 +129,8 @@ class Executor:
         self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         failed = self._main_phase()
         if failed and not self.interrupts.interrupted:
-            self._run_block(Block.ERRORS, self.pipeline.errors, stop_on_failure=False)
-        self._run_block(Block.FINALLY, self.pipeline.finally_, stop_on_failure=False, in_finally=True)
+            self._run_block(Block.ERRORS, self.pipeline.errors)
+        self._run_block(Block.FINALLY, self.pipeline.finally_)
 
     def _sweep_dead_runs(self) -> None:
         leaks = find_leaks(self.backend, LeakFilter(exclude_run=self.run_id))
@@ -139,41 +155,89 @@ class Executor:
             self._skip(Block.SERVICES, self.pipeline.services)
             self._skip(Block.STEPS, self.pipeline.steps)
             return True
-        if self._run_block(Block.SERVICES, self.pipeline.services, stop_on_failure=True):
+        if self._run_block(Block.SERVICES, self.pipeline.services):
             self._skip(Block.STEPS, self.pipeline.steps)
             return True
-        return self._run_block(Block.STEPS, self.pipeline.steps, stop_on_failure=True)
+        return self._run_block(Block.STEPS, self.pipeline.steps)
 
     def _prepare_run(self) -> None:
         self.network = self.teardown.create_network()
         if self.options.bind:
-            self.mounts = (Mount(source=str(self.pipeline.context), target=WORKSPACE, bind=True),)
+            self.workspace = (Mount(source=str(self.pipeline.context), target=WORKSPACE, bind=True),)
         elif self.pipeline.workspace:
-            self.mounts = (Mount(source=self.teardown.create_volume("workspace"), target=WORKSPACE),)
+            self.workspace = (Mount(source=self.teardown.create_volume("workspace"), target=WORKSPACE),)
 
-    def _run_block(
-        self, block: Block, steps: tuple[Step, ...], *, stop_on_failure: bool, in_finally: bool = False
-    ) -> bool:
+    # blocks, groups and steps
+
+    def _stopping(self, block: Block) -> bool:
+        if block is Block.FINALLY:
+            return self.interrupts.abandon_finally
+        return self.interrupts.interrupted
+
+    def _run_block(self, block: Block, nodes: tuple[Node, ...]) -> bool:
+        """Run `nodes` in order; True when one failed. Outside `errors` and `finally` a failure, an
+        interrupt or a manual step nobody starts skips the rest."""
+        keep_going = block in (Block.ERRORS, Block.FINALLY)
         failed = False
-        for index, step in enumerate(steps):
-            stopping = self.interrupts.abandon_finally if in_finally else self.interrupts.interrupted
-            if stopping or (failed and stop_on_failure):
-                self._skip(block, steps[index:])
+        for index, node in enumerate(nodes):
+            if self._stopping(block) or (failed and not keep_going):
+                self._skip(block, nodes[index:])
                 break
-            result = self._run_step(step, block, in_finally)
-            failed = failed or result.fails_run or result.status is StepStatus.STOPPED
+            if isinstance(node, Step) and node.manual and block is Block.STEPS and not self._confirmed(node):
+                self._pause(block, node, nodes[index + 1 :])
+                break
+            if isinstance(node, Group):
+                failed = self._run_group(node, block) or failed
+            else:
+                result = self._run_step(node, block, lambda: self._stopping(block))
+                failed = failed or result.fails_run or result.status is StepStatus.STOPPED
         return failed
 
-    def _skip(self, block: Block, steps: tuple[Step, ...]) -> None:
-        for step in steps:
-            result = StepResult(step.id, step.name, block, StepStatus.SKIPPED)
-            self._record(step, result)
+    def _confirmed(self, step: Step) -> bool:
+        confirm = self.options.confirm_manual
+        return confirm is not None and confirm(step)
 
-    def _run_step(self, step: Step, block: Block, in_finally: bool) -> StepResult:
+    def _pause(self, block: Block, step: Step, rest: tuple[Node, ...]) -> None:
+        self.paused = True
+        message = "manual step: the run stopped before it (start it with --manual)"
+        self._record(step, StepResult(step.id, step.name, block, StepStatus.PAUSED, message=message))
+        self._skip(block, rest)
+
+    def _run_group(self, group: Group, block: Block) -> bool:
+        cancelled = threading.Event()
+
+        def should_stop() -> bool:
+            return cancelled.is_set() or self._stopping(block)
+
+        workers = max(1, min(self.options.max_parallel, len(group.steps)))
+        failed = False
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"group-{group.id}") as pool:
+            pending = {pool.submit(self._run_step, step, block, should_stop): step for step in group.steps}
+            while pending:
+                done, _ = wait(pending, timeout=POLL, return_when=FIRST_COMPLETED)
+                for future in done:
+                    step = pending.pop(future)
+                    result = future.result()
+                    if result.fails_run:
+                        failed = True
+                        if group.fail_fast or step.fail_fast:
+                            cancelled.set()
+        return failed
+
+    def _skip(self, block: Block, nodes: tuple[Node, ...], message: str = "") -> None:
+        for node in nodes:
+            for step in node.steps if isinstance(node, Group) else (node,):
+                self._record(step, StepResult(step.id, step.name, block, StepStatus.SKIPPED, message=message))
+
+    def _run_step(self, step: Step, block: Block, should_stop: Callable[[], bool]) -> StepResult:
+        if step.skip_reason is not None or should_stop():
+            result = StepResult(step.id, step.name, block, StepStatus.SKIPPED, message=step.skip_reason or "")
+            self._record(step, result)
+            return result
         self.reporter.step_started(step, block)
         started = time.monotonic()
         try:
-            outcome = self._act(step, block, in_finally)
+            outcome = self._act(step, block, should_stop)
         except RunnerError as exc:
             outcome = Outcome(StepStatus.FAILED, None, exc.message + (f" ({exc.hint})" if exc.hint else ""))
         result = StepResult(
@@ -208,35 +272,87 @@ class Executor:
 
     # actions
 
-    def _act(self, step: Step, block: Block, in_finally: bool) -> Outcome:
+    def _act(self, step: Step, block: Block, should_stop: Callable[[], bool]) -> Outcome:
         action = step.action
         if isinstance(action, StopAction):
             return self._stop_by_reference(action.target)
-        return self._container(step, action, block, in_finally)
+        try:
+            return self._container(step, action, block, should_stop)
+        finally:
+            if not action.detach:
+                self._remove_later(step.id)
 
-    def _container(self, step: Step, action: ContainerRun, block: Block, in_finally: bool) -> Outcome:
+    def _container(
+        self, step: Step, action: ContainerRun, block: Block, should_stop: Callable[[], bool]
+    ) -> Outcome:
         image = self.images.resolve(action.image)
-
-        def should_stop() -> bool:
-            return self.interrupts.abandon_finally if in_finally else self.interrupts.interrupted
-
         context = StepContext(
             backend=self.backend,
             reporter=self.reporter,
             network=self.network,
-            mounts=self.mounts,
-            env=dict(self.options.env),
+            join=None,
+            mounts=self._mounts(action),
+            env=self._env(block),
             log_dir=self.log_dir,
             create=self.teardown.create_container,
-            prepare=self._seed_workspace,
+            prepare=lambda container_id: self._prepare_container(container_id, action),
             should_stop=should_stop,
+            mask=self._mask,
         )
+        if action.sidecars:
+            owner = start_sidecars(step, action, context, self.images.resolve, self.teardown.name)
+            context = StepContext(**{**context.__dict__, "join": owner})
         outcome = run_container(
             step, action, image, self.teardown.name(step.id), context, self._timeout(step, block)
         )
-        if not action.detach or outcome.status is not StepStatus.SUCCESS:
+        if action.artifacts and outcome.container_id and action.workdir:
+            try:
+                self.artifacts.collect(
+                    self.backend, outcome.container_id, action.workdir, action.artifacts.paths
+                )
+            except RunnerError as exc:
+                self.reporter.notice(f"{step.name}: could not collect artifacts: {exc.message}", warning=True)
+        if action.detach and outcome.status is not StepStatus.SUCCESS:
             self._remove_later(step.id)
         return outcome
+
+    def _mounts(self, action: ContainerRun) -> tuple[Mount, ...]:
+        mounts = list(self.workspace if action.source == "workspace" else ())
+        for cache in action.caches:
+            target = cache.path if cache.path.startswith("/") else f"{action.workdir or '/'}/{cache.path}"
+            mounts.append(Mount(source=self._cache_volume(cache.name, cache.key), target=target))
+        if action.docker_socket:
+            mounts.append(Mount(source=DOCKER_SOCKET, target=DOCKER_SOCKET, bind=True))
+        return tuple(mounts)
+
+    def _cache_volume(self, name: str, key: str) -> str:
+        """A named volume that outlives the run: caches are kept on purpose, and never swept."""
+        digest = hashlib.sha256(f"{self.pipeline.source}\0{name}\0{key}".encode()).hexdigest()[:12]
+        volume = f"runner-cache-{name}-{digest}"
+        return self.backend.create_volume(
+            volume, {CACHE_LABEL: name, PREFIX + "pipeline": self.pipeline.name}
+        )
+
+    def _env(self, block: Block) -> dict[str, str]:
+        env = dict(self.options.env)
+        if block in (Block.ERRORS, Block.FINALLY):
+            failed = [r.name for r in self.results if r.fails_run]
+            env[STATUS_VARIABLE] = self._status_so_far(failed)
+            env[FAILED_STEPS_VARIABLE] = ",".join(failed)
+        return env
+
+    def _status_so_far(self, failed: list[str]) -> str:
+        if self.interrupts.interrupted:
+            return "stopped"
+        if failed:
+            return "failed"
+        return "paused" if self.paused else "success"
+
+    def _mask(self, line: str) -> str:
+        for value in self.options.secrets:
+            if value:
+                line = line.replace(value, "$SECRET")
+        return line
 
     def _timeout(self, step: Step, block: Block) -> float | None:
         limits = [step.timeout] if step.timeout else []
@@ -255,12 +371,22 @@ class Executor:
         names = ", ".join(r.name for r in records)
         return Outcome(StepStatus.SUCCESS, None, f"stopped and removed {names}")
 
+    def _prepare_container(self, container_id: str, action: ContainerRun) -> None:
+        if action.source == "workspace":
+            self._seed_workspace(container_id)
+        elif action.source == "copy" and action.workdir:
+            self.backend.put_archive(container_id, "/", self.source.archive(action.workdir))
+        if action.source == "copy" and action.download_artifacts and action.workdir:
+            restored = self.artifacts.archive(action.workdir)
+            if restored is not None:
+                self.backend.put_archive(container_id, "/", restored)
+
     def _seed_workspace(self, container_id: str) -> None:
         if self.seeded:
             return
         with self.seed_lock:
             if not self.seeded:
-                self.backend.put_archive(container_id, WORKSPACE, workspace.archive(self.pipeline.context))
+                self.backend.put_archive(container_id, WORKSPACE, self.source.archive())
                 self.seeded = True
 
     def _remove_later(self, step_id: str) -> None:

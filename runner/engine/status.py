@@ -12,6 +12,7 @@ class StepStatus(StrEnum):
     SKIPPED = "SKIPPED"
     TIMED_OUT = "TIMED_OUT"
     STOPPED = "STOPPED"
+    PAUSED = "PAUSED"  # a manual step nobody started: the run stopped before it
 
     @property
     def is_failure(self) -> bool:
@@ -59,6 +60,7 @@ class RunResult:
     results: list[StepResult]
     interrupted: bool
     resources: ResourceSummary | None = None
+    paused: bool = False
     log_dir: str = ""
 
     @property
@@ -75,4 +77,6 @@ class RunResult:
     def status(self) -> str:
         if self.interrupted:
             return "interrupted"
-        return "failed" if self.failed else "success"
+        if self.failed:
+            return "failed"
+        return "paused" if self.paused else "success"

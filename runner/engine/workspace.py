@@ -1,23 +1,65 @@
-"""The workspace: the pipeline's directory, copied into a volume that every step mounts."""
+"""The source tree a run starts from, as a tar: for the shared workspace volume, or a fresh copy per step."""
 
 from __future__ import annotations
 
 import io
 import tarfile
+import threading
 from pathlib import Path
 
 SKIPPED_NAMES = frozenset({".venv", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"})
 
 
-def archive(directory: Path) -> bytes:
-    """A tar of `directory`'s contents; symlinks stay links, nothing outside the tree is followed."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for path in sorted(directory.iterdir()):
-            if path.name in SKIPPED_NAMES:
-                continue
-            tar.add(path, arcname=path.name, recursive=True, filter=_skip_caches)
-    return buffer.getvalue()
+class SourceTree:
+    """Builds each archive once per run; a step that copies the tree gets it under its working directory."""
+
+    def __init__(self, directory: Path, files: tuple[str, ...] | None) -> None:
+        self.directory = directory
+        self.files = files
+        self.archives: dict[str, bytes] = {}
+        self.lock = threading.Lock()
+
+    def archive(self, prefix: str = "") -> bytes:
+        with self.lock:
+            if prefix not in self.archives:
+                self.archives[prefix] = self._build(prefix.strip("/"))
+            return self.archives[prefix]
+
+    def _build(self, prefix: str) -> bytes:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            if prefix:
+                self._add_parents(tar, prefix)
+            for path in self._paths():
+                arcname = (
+                    f"{prefix}/{path.relative_to(self.directory).as_posix()}"
+                    if prefix
+                    else (path.relative_to(self.directory).as_posix())
+                )
+                tar.add(
+                    path,
+                    arcname=arcname,
+                    recursive=self.files is None or path.name == ".git",
+                    filter=_skip_caches,
+                )
+        return buffer.getvalue()
+
+    def _paths(self) -> list[Path]:
+        if self.files is None:
+            return [path for path in sorted(self.directory.iterdir()) if path.name not in SKIPPED_NAMES]
+        listed = [self.directory / name for name in self.files]
+        git = self.directory / ".git"
+        return [path for path in listed if path.exists() or path.is_symlink()] + (
+            [git] if git.is_dir() else []
+        )
+
+    def _add_parents(self, tar: tarfile.TarFile, prefix: str) -> None:
+        parts = prefix.split("/")
+        for depth in range(1, len(parts) + 1):
+            info = tarfile.TarInfo("/".join(parts[:depth]))
+            info.type = tarfile.DIRTYPE
+            info.mode = 0o755
+            tar.addfile(info)
 
 
 def _skip_caches(info: tarfile.TarInfo) -> tarfile.TarInfo | None:

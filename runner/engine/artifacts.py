@@ -1,0 +1,108 @@
+"""Artifacts: files a step declares, collected from its container when it ends, restored into later steps."""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import tarfile
+import threading
+from collections.abc import Iterator
+from functools import lru_cache
+from pathlib import Path, PurePosixPath
+
+from runner.backend.base import Backend
+
+
+@lru_cache(maxsize=256)
+def _pattern(glob: str) -> re.Pattern[str]:
+    """`**` crosses directories, `*` and `?` do not; a pattern that names a directory takes what is in it."""
+    glob = glob.strip().removeprefix("./").rstrip("/")
+    parts: list[str] = []
+    index = 0
+    while index < len(glob):
+        if glob.startswith("**/", index):
+            parts.append("(?:.*/)?")
+            index += 3
+        elif glob.startswith("**", index):
+            parts.append(".*")
+            index += 2
+        elif glob[index] == "*":
+            parts.append("[^/]*")
+            index += 1
+        elif glob[index] == "?":
+            parts.append("[^/]")
+            index += 1
+        else:
+            parts.append(re.escape(glob[index]))
+            index += 1
+    return re.compile("".join(parts) + "(?:/.*)?")
+
+
+def matches(path: str, globs: tuple[str, ...]) -> bool:
+    return any(_pattern(glob).fullmatch(path) for glob in globs)
+
+
+class _ChunkReader(io.RawIOBase):
+    """A file object over an iterator of byte chunks, so a tar stream is read without holding it whole."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self.chunks = chunks
+        self.pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self.pending:
+            try:
+                self.pending = next(self.chunks)
+            except StopIteration:
+                return 0
+        size = min(len(buffer), len(self.pending))
+        buffer[:size] = self.pending[:size]
+        self.pending = self.pending[size:]
+        return size
+
+
+class ArtifactStore:
+    """The run's artifacts, on disk; a later declaration of the same path replaces the earlier file."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.lock = threading.Lock()
+
+    def collect(self, backend: Backend, container_id: str, workdir: str, globs: tuple[str, ...]) -> list[str]:
+        """Copy the files under `workdir` that match `globs` out of the container; returns their paths."""
+        reader = io.BufferedReader(_ChunkReader(backend.get_archive(container_id, workdir)))
+        collected: list[str] = []
+        with self.lock, tarfile.open(fileobj=reader, mode="r|") as stream:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            for member in stream:
+                relative = PurePosixPath(*PurePosixPath(member.name).parts[1:]).as_posix()
+                if relative in ("", ".") or not matches(relative, globs) or member.isdir():
+                    continue
+                member.name = relative
+                target = self.directory / relative
+                if target.is_dir() and not target.is_symlink():
+                    shutil.rmtree(target)
+                stream.extract(member, self.directory, filter="data")
+                collected.append(relative)
+        return collected
+
+    def archive(self, prefix: str) -> bytes | None:
+        """A tar of every artifact under `prefix`, or None when there is none."""
+        with self.lock:
+            if not self.directory.is_dir() or not any(self.directory.iterdir()):
+                return None
+            buffer = io.BytesIO()
+            with tarfile.open(fileobj=buffer, mode="w") as tar:
+                for path in sorted(self.directory.rglob("*")):
+                    if path.is_dir() and not path.is_symlink():
+                        continue
+                    tar.add(
+                        path,
+                        arcname=f"{prefix.strip('/')}/{path.relative_to(self.directory).as_posix()}",
+                        recursive=False,
+                    )
+            return buffer.getvalue()
