@@ -30,7 +30,6 @@ Format = Annotated[
     str | None,
     typer.Option("--format", help="Input format: native, bitbucket or kestra (default: detected)."),
 ]
-PipelineFile = Annotated[Path, typer.Argument(help="The pipeline file.", show_default=False)]
 
 
 PLAIN_WIDTH = 160  # not a terminal: lines are read by people and by grep, not wrapped at 80
@@ -94,15 +93,48 @@ def main_options(
     """Run container pipelines with a guaranteed finally, and leave nothing behind."""
 
 
+Repeated = Annotated[list[str] | None, typer.Option()]
+OptionalFile = Annotated[
+    Path | None,
+    typer.Argument(help="The pipeline file (default: runner.yml or bitbucket-pipelines.yml here)."),
+]
+PipelineName = Annotated[
+    str | None,
+    typer.Option(
+        "--pipeline", "-p", help="default, branches:NAME, tags:NAME, pull-requests:NAME or custom:NAME."
+    ),
+]
+Branch = Annotated[str | None, typer.Option("--branch", help="Choose the pipeline for this branch.")]
+Tag = Annotated[str | None, typer.Option("--tag", help="Choose the pipeline for this tag.")]
+
+
 @app.command()
 def run(
-    file: PipelineFile,
+    file: OptionalFile = None,
     image: Annotated[
         list[str] | None,
         typer.Option("--image", help="Map an image to a local one: NAME=LOCAL (repeatable)."),
     ] = None,
     env: Annotated[list[str] | None, typer.Option("--env", "-e", help="Set KEY=VALUE in every step.")] = None,
     env_file: Annotated[list[Path] | None, typer.Option("--env-file", help="Read KEY=VALUE lines.")] = None,
+    secret: Annotated[
+        list[str] | None,
+        typer.Option("--secret", help="Like --env, and the value is masked in every log line."),
+    ] = None,
+    secret_file: Annotated[
+        list[Path] | None, typer.Option("--secret-file", help="Read secret KEY=VALUE lines.")
+    ] = None,
+    var: Annotated[
+        list[str] | None, typer.Option("--var", help="A custom pipeline's variable: NAME=VALUE (repeatable).")
+    ] = None,
+    pipeline: PipelineName = None,
+    branch: Branch = None,
+    tag: Tag = None,
+    manual: Annotated[bool, typer.Option("--manual", help="Run manual steps without asking.")] = False,
+    max_parallel: Annotated[int, typer.Option("--max-parallel", min=1, help="Parallel steps at once.")] = 4,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Treat warnings about the file as errors.")
+    ] = False,
     keep: Annotated[bool, typer.Option("--keep", help="Keep every container, network and volume.")] = False,
     bind: Annotated[
         bool, typer.Option("--bind", help="Bind-mount the pipeline's directory instead of copying it.")
@@ -113,30 +145,66 @@ def run(
     no_color: NoColor = False,
 ) -> None:
     """Run a pipeline file."""
+    from runner.commands.run import RunRequest
     from runner.commands.run import run as run_command
 
-    _execute(
-        lambda: run_command(
-            _console(no_color),
-            file,
-            images=image or [],
-            env=env or [],
-            env_files=env_file or [],
-            format_name=format_name,
-            keep=keep,
-            bind=bind,
-            quiet=quiet,
-            verbose=verbose,
-        )
+    request = RunRequest(
+        file=file,
+        images=image or [],
+        env=env or [],
+        env_files=env_file or [],
+        secrets=secret or [],
+        secret_files=secret_file or [],
+        variables=var or [],
+        format_name=format_name,
+        pipeline=pipeline,
+        branch=branch,
+        tag=tag,
+        manual=manual,
+        max_parallel=max_parallel,
+        strict=strict,
+        keep=keep,
+        bind=bind,
+        quiet=quiet,
+        verbose=verbose,
     )
+    _execute(lambda: run_command(_console(no_color), request))
+
+
+@app.command("list")
+def list_pipelines(
+    file: OptionalFile = None,
+    pipeline: PipelineName = None,
+    branch: Branch = None,
+    tag: Tag = None,
+    format_name: Format = None,
+    no_color: NoColor = False,
+) -> None:
+    """List a file's pipelines and their steps, and which one `run` would choose."""
+    from runner.commands.listing import list_pipelines as list_command
+
+    _execute(lambda: list_command(_console(no_color), file, format_name, pipeline, branch, tag))
 
 
 @app.command()
-def validate(file: PipelineFile, format_name: Format = None, no_color: NoColor = False) -> None:
-    """Check a pipeline file without running it."""
+def validate(
+    file: OptionalFile = None,
+    pipeline: PipelineName = None,
+    branch: Branch = None,
+    tag: Tag = None,
+    var: Repeated = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
+    format_name: Format = None,
+    no_color: NoColor = False,
+) -> None:
+    """Check a pipeline file without running it (every pipeline of a Bitbucket file)."""
     from runner.commands.validate import validate as validate_command
 
-    _execute(lambda: validate_command(_console(no_color), file, format_name))
+    _execute(
+        lambda: validate_command(
+            _console(no_color), file, format_name, pipeline, branch, tag, var or [], strict
+        )
+    )
 
 
 @app.command()

@@ -68,9 +68,15 @@ class Sidecar(Frozen):
     memory: int | None = None
 
 
+class RegistryAuth(Frozen):
+    username: str
+    password: str
+
+
 class ContainerRun(Frozen):
     kind: Literal["container"] = "container"
     image: str
+    registry_auth: RegistryAuth | None = None  # for pulling `image`
     script: tuple[str, ...] = ()  # shell lines, run as one script with `set -e`
     after_script: tuple[str, ...] = ()  # runs after `script` whatever its result, never changing it
     shell: Literal["sh", "bash"] = "sh"  # bash falls back to sh in images without it
@@ -81,7 +87,8 @@ class ContainerRun(Frozen):
     workdir: str | None = WORKSPACE
     source: Literal["workspace", "copy", "none"] = "workspace"
     """workspace: mount the run's shared volume at /workspace; copy: a fresh copy of the source tree in
-    `workdir`, plus the artifacts of earlier steps when `download_artifacts`; none: nothing."""
+    `workdir` (unless `clone` is off), plus the artifacts of earlier steps when `download_artifacts`."""
+    clone: bool = True
     download_artifacts: bool = True
     artifacts: Artifacts | None = None
     caches: tuple[Cache, ...] = ()

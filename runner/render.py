@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 
 from rich.console import Console, RenderableType
 from rich.live import Live
@@ -49,6 +51,18 @@ class ConsoleReporter:
         self.live: Live | None = None
         self.width = 8
         self.colors: dict[str, str] = {}
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Stop the live line while a question is asked."""
+        live = self.live
+        if live is not None:
+            live.stop()
+        try:
+            yield
+        finally:
+            if live is not None:
+                live.start()
 
     def run_started(self, pipeline: Pipeline, run_id: str) -> None:
         names = [step.name for step in pipeline.all_steps()]

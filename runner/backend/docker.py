@@ -70,10 +70,11 @@ class DockerBackend:
             return False
         return True
 
-    def pull_image(self, image: str) -> None:
+    def pull_image(self, image: str, auth: tuple[str, str] | None = None) -> None:
         repository, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "latest")
+        credentials = {"username": auth[0], "password": auth[1]} if auth else None
         try:
-            self.api.pull(repository, tag=tag or "latest")
+            self.api.pull(repository, tag=tag or "latest", auth_config=credentials)
         except docker.errors.APIError as exc:
             raise ImageUnavailable(
                 f"image '{image}' is not on this machine and cannot be pulled: {exc.explanation or exc}"

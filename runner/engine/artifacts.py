@@ -3,44 +3,14 @@
 from __future__ import annotations
 
 import io
-import re
 import shutil
 import tarfile
 import threading
 from collections.abc import Iterator
-from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 from runner.backend.base import Backend
-
-
-@lru_cache(maxsize=256)
-def _pattern(glob: str) -> re.Pattern[str]:
-    """`**` crosses directories, `*` and `?` do not; a pattern that names a directory takes what is in it."""
-    glob = glob.strip().removeprefix("./").rstrip("/")
-    parts: list[str] = []
-    index = 0
-    while index < len(glob):
-        if glob.startswith("**/", index):
-            parts.append("(?:.*/)?")
-            index += 3
-        elif glob.startswith("**", index):
-            parts.append(".*")
-            index += 2
-        elif glob[index] == "*":
-            parts.append("[^/]*")
-            index += 1
-        elif glob[index] == "?":
-            parts.append("[^/]")
-            index += 1
-        else:
-            parts.append(re.escape(glob[index]))
-            index += 1
-    return re.compile("".join(parts) + "(?:/.*)?")
-
-
-def matches(path: str, globs: tuple[str, ...]) -> bool:
-    return any(_pattern(glob).fullmatch(path) for glob in globs)
+from runner.globs import matches
 
 
 class _ChunkReader(io.RawIOBase):
@@ -80,7 +50,7 @@ class ArtifactStore:
             self.directory.mkdir(parents=True, exist_ok=True)
             for member in stream:
                 relative = PurePosixPath(*PurePosixPath(member.name).parts[1:]).as_posix()
-                if relative in ("", ".") or not matches(relative, globs) or member.isdir():
+                if relative in ("", ".") or not matches(relative, globs, contents=True) or member.isdir():
                     continue
                 member.name = relative
                 target = self.directory / relative

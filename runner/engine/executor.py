@@ -285,7 +285,8 @@ class Executor:
     def _container(
         self, step: Step, action: ContainerRun, block: Block, should_stop: Callable[[], bool]
     ) -> Outcome:
-        image = self.images.resolve(action.image)
+        auth = action.registry_auth
+        image = self.images.resolve(action.image, (auth.username, auth.password) if auth else None)
         context = StepContext(
             backend=self.backend,
             reporter=self.reporter,
@@ -374,7 +375,7 @@ class Executor:
     def _prepare_container(self, container_id: str, action: ContainerRun) -> None:
         if action.source == "workspace":
             self._seed_workspace(container_id)
-        elif action.source == "copy" and action.workdir:
+        elif action.source == "copy" and action.clone and action.workdir:
             self.backend.put_archive(container_id, "/", self.source.archive(action.workdir))
         if action.source == "copy" and action.download_artifacts and action.workdir:
             restored = self.artifacts.archive(action.workdir)

@@ -30,7 +30,7 @@ class ImageResolver:
     def mapped(self, image: str) -> str:
         return self.image_map.get(image) or self.image_map.get(repository(image)) or image
 
-    def resolve(self, image: str) -> str:
+    def resolve(self, image: str, auth: tuple[str, str] | None = None) -> str:
         """The local name to run for `image`, pulled if it is missing; raises ImageUnavailable."""
         target = self.mapped(image)
         with self.lock:
@@ -40,13 +40,13 @@ class ImageResolver:
         with lock:
             if target not in self.ready:
                 if not self.backend.has_image(target):
-                    self._pull(image, target)
+                    self._pull(image, target, auth)
                 self.ready[target] = target
         return target
 
-    def _pull(self, image: str, target: str) -> None:
+    def _pull(self, image: str, target: str, auth: tuple[str, str] | None) -> None:
         try:
-            self.backend.pull_image(target)
+            self.backend.pull_image(target, auth)
         except ImageUnavailable as exc:
             via = f" (mapped from '{image}')" if target != image else ""
             raise ImageUnavailable(

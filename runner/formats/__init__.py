@@ -6,15 +6,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runner.errors import InputError
-from runner.formats import native
+from runner.formats import bitbucket, native
+from runner.formats.options import LoadOptions
 from runner.formats.source import Document, load_file
 from runner.model import Pipeline
 
-Loader = Callable[[Document, Path], Pipeline]
+Loader = Callable[[Document, Path, LoadOptions], Pipeline]
 
 LOADERS: dict[str, Loader] = {
     "native": native.load,
+    "bitbucket": bitbucket.load,
 }
+DEFAULT_FILES = ("runner.yml", "runner.yaml", "bitbucket-pipelines.yml", "bitbucket-pipelines.yaml")
 
 
 def detect(document: Document, path: Path) -> str:
@@ -28,13 +31,27 @@ def detect(document: Document, path: Path) -> str:
     return "native"
 
 
-def load_pipeline(path: Path, format_name: str | None = None) -> Pipeline:
+def find_default(directory: Path) -> Path:
+    for name in DEFAULT_FILES:
+        if (directory / name).is_file():
+            return directory / name
+    raise InputError(
+        f"no pipeline file here: none of {', '.join(DEFAULT_FILES)} is in {directory}",
+        "name the file: runner run FILE",
+    )
+
+
+def load_document(path: Path, format_name: str | None) -> tuple[Document, str]:
     document = load_file(path)
     chosen = format_name or detect(document, path)
-    loader = LOADERS.get(chosen)
-    if loader is None:
+    if chosen not in LOADERS:
         raise InputError(
             f"the {chosen} format is not supported by this version",
             f"supported formats: {', '.join(sorted(LOADERS))}",
         )
-    return loader(document, path.resolve())
+    return document, chosen
+
+
+def load_pipeline(path: Path, format_name: str | None = None, options: LoadOptions | None = None) -> Pipeline:
+    document, chosen = load_document(path, format_name)
+    return LOADERS[chosen](document, path.resolve(), options or LoadOptions())

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from runner.durations import parse_duration
+from runner.formats.options import LoadOptions
 from runner.formats.schema import Spec, validate
 from runner.formats.source import Document, Loc
 from runner.model import ContainerRun, Pipeline, PortBinding, ReadyCheck, Step, StopAction
@@ -116,7 +117,7 @@ class PipelineSpec(Spec):
         return _duration(value)
 
 
-def load(document: Document, source: Path) -> Pipeline:
+def load(document: Document, source: Path, options: LoadOptions) -> Pipeline:
     if not isinstance(document.data, dict):
         raise document.error((), "a pipeline file is a mapping with a `steps:` list", "start with `steps:`")
     spec = validate(document, PipelineSpec)

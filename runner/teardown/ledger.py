@@ -108,6 +108,11 @@ class Ledger:
             row = self.connection.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return RunRecord(*row) if row else None
 
+    def count_runs(self, source: str) -> int:
+        with self.lock:
+            row = self.connection.execute("SELECT COUNT(*) FROM runs WHERE source = ?", (source,)).fetchone()
+        return int(row[0])
+
     def runs(self, limit: int = 50) -> list[RunRecord]:
         with self.lock:
             rows = self.connection.execute(

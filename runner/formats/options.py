@@ -1,0 +1,21 @@
+"""What a format may need besides the file: choices made on the command line."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+# (name, default, allowed values) -> the value a person typed
+Prompt = Callable[[str, str | None, tuple[str, ...]], str]
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    pipeline: str | None = None  # which pipeline of a file that has several, e.g. "custom:release"
+    branch: str | None = None
+    tag: str | None = None
+    variables: Mapping[str, str] = field(default_factory=dict)  # values for a pipeline's declared variables
+    env: Mapping[str, str] = field(default_factory=dict)  # the environment that `$VAR` references read
+    prompt: Prompt | None = None  # asks for a missing variable; None when no terminal is attached
+    build_number: int = 1
+    strict: bool = False  # warnings become errors
