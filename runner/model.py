@@ -73,11 +73,20 @@ class RegistryAuth(Frozen):
     password: str
 
 
+class PipeCall(Frozen):
+    """A script item that runs a prepackaged image over the step's files (Bitbucket's `pipe:`)."""
+
+    name: str
+    image: str
+    env: dict[str, str] = Field(default_factory=dict)
+
+
 class ContainerRun(Frozen):
     kind: Literal["container"] = "container"
     image: str
     registry_auth: RegistryAuth | None = None  # for pulling `image`
     script: tuple[str, ...] = ()  # shell lines, run as one script with `set -e`
+    pipes: tuple[tuple[int, PipeCall], ...] = ()  # (position in `script`, pipe): run between its lines
     after_script: tuple[str, ...] = ()  # runs after `script` whatever its result, never changing it
     shell: Literal["sh", "bash"] = "sh"  # bash falls back to sh in images without it
     exit_code_variable: str = "RUNNER_EXIT_CODE"  # what `after_script` reads the script's exit code from

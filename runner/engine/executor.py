@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from runner.backend.base import Backend
 from runner.engine.artifacts import ArtifactStore
@@ -19,8 +19,8 @@ from runner.engine.images import ImageResolver
 from runner.engine.interrupts import Interrupts
 from runner.engine.status import Block, ResourceSummary, RunResult, StepResult, StepStatus
 from runner.engine.workspace import SourceTree
-from runner.errors import ResourceGone, RunnerError
-from runner.model import WORKSPACE, ContainerRun, Group, Mount, Node, Pipeline, Step, StopAction
+from runner.errors import ImageUnavailable, ResourceGone, RunnerError
+from runner.model import WORKSPACE, ContainerRun, Group, Mount, Node, PipeCall, Pipeline, Step, StopAction
 from runner.teardown.labels import PREFIX, Owner
 from runner.teardown.leaks import LeakFilter, find_leaks, remove_runs
 from runner.teardown.ledger import Ledger
@@ -46,6 +46,24 @@ class RunOptions:
     lease: bool = True
     max_parallel: int = 4
     confirm_manual: ConfirmManual | None = None  # None: the run stops before a manual step
+
+
+def script_segments(action: ContainerRun) -> list[tuple[tuple[str, ...], PipeCall | None]]:
+    """The script cut at its pipes: (shell lines, None) and ((), pipe) in order."""
+    segments: list[tuple[tuple[str, ...], PipeCall | None]] = []
+    start = 0
+    for position, pipe in action.pipes:
+        if position > start:
+            segments.append((action.script[start:position], None))
+        segments.append(((), pipe))
+        start = position
+    if start < len(action.script):
+        segments.append((action.script[start:], None))
+    return segments
+
+
+def _nothing(container_id: str) -> None:
+    """A container that needs no files put into it before it starts."""
 
 
 def new_run_id() -> str:
@@ -302,10 +320,12 @@ class Executor:
         )
         if action.sidecars:
             owner = start_sidecars(step, action, context, self.images.resolve, self.teardown.name)
-            context = StepContext(**{**context.__dict__, "join": owner})
-        outcome = run_container(
-            step, action, image, self.teardown.name(step.id), context, self._timeout(step, block)
-        )
+            context = replace(context, join=owner)
+        timeout = self._timeout(step, block)
+        if action.pipes:
+            outcome = self._run_segments(step, action, image, context, timeout)
+        else:
+            outcome = run_container(step, action, image, self.teardown.name(step.id), context, timeout)
         if action.artifacts and outcome.container_id and action.workdir:
             try:
                 self.artifacts.collect(
@@ -316,6 +336,62 @@ class Executor:
         if action.detach and outcome.status is not StepStatus.SUCCESS:
             self._remove_later(step.id)
         return outcome
+
+    def _run_segments(
+        self, step: Step, action: ContainerRun, image: str, context: StepContext, timeout: float | None
+    ) -> Outcome:
+        """A script with pipes: its shell parts and its pipes run one after another, each in a container of
+        its own over one volume that holds the step's files. The first failure ends the step."""
+        files = Mount(
+            source=self.teardown.create_volume(f"{step.id}-files"), target=action.workdir or WORKSPACE
+        )
+        deadline = None if timeout is None else time.monotonic() + timeout
+        shared = {
+            "mounts": (*action.mounts, files),
+            "artifacts": None,
+            "sidecars": (),
+            "after_script": (),
+            "pipes": (),
+        }
+        outcome = Outcome(StepStatus.SUCCESS, 0)
+        for index, (lines, pipe) in enumerate(script_segments(action)):
+            update: dict[str, object] = {
+                **shared,
+                "script": lines,
+                "source": action.source if index == 0 else "none",
+            }
+            part_image = image
+            if pipe is not None:
+                update.update(image=pipe.image, script=(), env={**action.env, **pipe.env}, registry_auth=None)
+                part_image = self._pipe_image(pipe)
+            part = action.model_copy(update=update)
+            prepare = context.prepare if index == 0 else _nothing
+            remaining = None if deadline is None else max(deadline - time.monotonic(), 0.001)
+            outcome = run_container(
+                step,
+                part,
+                part_image,
+                self.teardown.name(step.id),
+                replace(context, prepare=prepare),
+                remaining,
+            )
+            if outcome.status is not StepStatus.SUCCESS:
+                break
+        if action.after_script:
+            env = {**action.env, action.exit_code_variable: str(outcome.exit_code or 0)}
+            after = action.model_copy(
+                update={**shared, "script": action.after_script, "source": "none", "env": env}
+            )
+            run_container(
+                step, after, image, self.teardown.name(step.id), replace(context, prepare=_nothing), None
+            )
+        return outcome
+
+    def _pipe_image(self, pipe: PipeCall) -> str:
+        try:
+            return self.images.resolve(pipe.image)
+        except ImageUnavailable as exc:
+            raise ImageUnavailable(f"pipe '{pipe.name}': {exc.message}", exc.hint) from exc
 
     def _mounts(self, action: ContainerRun) -> tuple[Mount, ...]:
         mounts = list(self.workspace if action.source == "workspace" else ())

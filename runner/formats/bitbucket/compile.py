@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shlex
 import uuid
@@ -34,6 +35,7 @@ from runner.model import (
     Group,
     LoadWarning,
     Node,
+    PipeCall,
     Pipeline,
     RegistryAuth,
     Sidecar,
@@ -202,12 +204,13 @@ class Compiler:
     # groups
 
     def _parallel(self, body: Any, loc: Loc) -> Group:
+        steps_loc = loc if isinstance(body, list) else (*loc, "steps")  # the legacy form is a bare list
         if isinstance(body, list):
             body = {"steps": body}
         spec = validate(self.document, ParallelSpec, body, loc)
         self.count += 1
         index_of_group = self.count
-        members = self._member_steps(spec.steps, (*loc, "steps"), "parallel")
+        members = self._member_steps(spec.steps, steps_loc, "parallel")
         steps = tuple(
             self._step(raw, item_loc, parallel=(position, len(members)))
             for position, (raw, item_loc) in enumerate(members)
@@ -298,14 +301,16 @@ class Compiler:
         condition = spec.condition or (stage.condition if stage else None)
         condition_loc = (*loc, "condition") if spec.condition else (*stage_loc, "condition")
         self._notices(spec, loc)
+        script, pipes = self._script(spec.script)
         action = ContainerRun(
             image=self._image_name(spec.image, loc),
             registry_auth=self._auth(
                 spec.image or self.spec.image, (*loc, "image") if spec.image else ("image",)
             ),
             user=self._user(spec.image),
-            script=self._script(spec.script, (*loc, "script")),
-            after_script=self._script(spec.after_script, (*loc, "after-script")),
+            script=script,
+            pipes=pipes,
+            after_script=self._after_script(spec.after_script, (*loc, "after-script")),
             shell="bash",
             exit_code_variable="BITBUCKET_EXIT_CODE",
             env=self._env(deployment, parallel),
@@ -380,18 +385,30 @@ class Compiler:
 
         return VARIABLE.sub(value, text)
 
-    def _script(self, items: list[str | PipeSpec], loc: Loc) -> tuple[str, ...]:
+    def _script(
+        self, items: list[str | PipeSpec]
+    ) -> tuple[tuple[str, ...], tuple[tuple[int, PipeCall], ...]]:
+        """Shell lines, each echoed before it runs as Bitbucket does, and the pipes between them."""
         lines: list[str] = []
-        for index, item in enumerate(items):
+        pipes: list[tuple[int, PipeCall]] = []
+        for item in items:
             if isinstance(item, PipeSpec):
-                lines += self._pipe(item, (*loc, index))
+                env = {key: _pipe_value(value) for key, value in item.variables.items()}
+                pipes.append((len(lines), PipeCall(name=item.pipe, image=pipe_image(item.pipe), env=env)))
                 continue
             lines.append(f"printf '+ %s\\n' {shlex.quote(item)}")
             lines.append(item)
-        return tuple(lines)
+        return tuple(lines), tuple(pipes)
 
-    def _pipe(self, pipe: PipeSpec, loc: Loc) -> list[str]:
-        raise self.document.error(loc, "pipes are not supported yet", None)
+    def _after_script(self, items: list[str | PipeSpec], loc: Loc) -> tuple[str, ...]:
+        for index, item in enumerate(items):
+            if isinstance(item, PipeSpec):
+                raise self.document.error(
+                    (*loc, index),
+                    "pipes in after-script are not supported locally",
+                    "move the pipe into the script",
+                )
+        return self._script(items)[0]
 
     def _env(self, deployment: str | None, parallel: tuple[int, int] | None) -> dict[str, str]:
         env = {
@@ -534,6 +551,13 @@ class Compiler:
         if relevant:
             return None
         return "condition.changesets: no changed file matches"
+
+
+def _pipe_value(value: object) -> str:
+    """Pipes read list and mapping variables as JSON, as Bitbucket passes them."""
+    if isinstance(value, list | dict):
+        return json.dumps(value)
+    return _text(value)
 
 
 def _text(value: object) -> str:
