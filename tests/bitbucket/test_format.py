@@ -253,7 +253,10 @@ def test_the_pipeline_is_chosen_as_bitbucket_would(
 
 
 def test_an_unmatched_branch_falls_back_to_default_and_an_unmatched_tag_is_an_error(tmp_path: Path) -> None:
-    text = "pipelines:\n  default:\n    - step: {name: d, script: [echo]}\n  tags:\n    v1: [{step: {script: [echo]}}]\n"
+    text = (
+        "pipelines:\n  default:\n    - step: {name: d, script: [echo]}\n"
+        "  tags:\n    v1: [{step: {script: [echo]}}]\n"
+    )
     assert load(tmp_path, text, branch="other").all_steps()[0].name == "d"
     error = error_of(tmp_path, text, tag="v9")
     assert error.message == "no pipeline under `pipelines.tags` matches the tag 'v9'"
@@ -380,7 +383,7 @@ def test_step_options_compile_to_the_model(tmp_path: Path) -> None:
     assert [action(s).env["BITBUCKET_PARALLEL_STEP"] for s in group.steps] == ["0", "1"]
     assert group.steps[0].name == "a [test]"
     assert action(group.steps[0]).env["BITBUCKET_DEPLOYMENT_ENVIRONMENT"] == "test"
-    assert action(group.steps[1]).timeout if False else group.steps[1].timeout == 1800.0
+    assert group.steps[1].timeout == 1800.0  # options.max-time: 30 minutes
     one, two = pipeline.steps[2], pipeline.steps[3]
     assert isinstance(one, Step) and isinstance(two, Step)
     assert (one.manual, two.manual) == (True, False)
@@ -401,7 +404,8 @@ def test_step_options_compile_to_the_model(tmp_path: Path) -> None:
         ),
         ("pipelines:\n  default:\n    - step: {name: x}\n", "a step needs a `script`"),
         (
-            "pipelines:\n  default:\n    - stage:\n        steps:\n          - step: {script: [a], trigger: manual}\n",
+            "pipelines:\n  default:\n    - stage:\n        steps:\n"
+            "          - step: {script: [a], trigger: manual}\n",
             "A step within a stage can't have a manual trigger",
         ),
         (
@@ -459,7 +463,7 @@ def test_changesets_are_evaluated_against_git(tmp_path: Path) -> None:
     """
     outside = load(tmp_path, text)
     assert [s.skip_reason for s in outside.all_steps()] == [None, None]
-    assert [w.message for w in outside.warnings][0].startswith("condition.changesets cannot be evaluated")
+    assert outside.warnings[0].message.startswith("condition.changesets cannot be evaluated")
     git(tmp_path, "init", "-q")
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "app.py").write_text("x", encoding="utf-8")
