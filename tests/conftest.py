@@ -16,7 +16,8 @@ import pytest
 
 BUSYBOX = "runner/busybox:latest"
 REDIS = "runner/redis:bookworm"
-IMAGE_MAP = {"busybox": BUSYBOX, "redis": REDIS}
+BASE = "runner/base:bookworm"
+IMAGE_MAP = {"busybox": BUSYBOX, "redis": REDIS, "atlassian/default-image": BASE}
 RUN_LABEL = "dev.runner.run-id"
 
 

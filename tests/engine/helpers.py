@@ -7,6 +7,7 @@ from runner.backend import connect
 from runner.engine.executor import Executor, RunOptions
 from runner.engine.status import Block, RunResult, StepResult, StepStatus
 from runner.formats import load_pipeline
+from runner.formats.options import LoadOptions
 from runner.model import Pipeline, Step
 from runner.teardown.ledger import Ledger
 from tests.conftest import IMAGE_MAP
@@ -40,10 +41,12 @@ class RecordingReporter:
         return [line for step, line in self.lines if step == step_id]
 
 
-def run_file(path: Path, **options: object) -> tuple[RunResult, RecordingReporter]:
+def run_file(
+    path: Path, load: LoadOptions | None = None, **options: object
+) -> tuple[RunResult, RecordingReporter]:
     reporter = RecordingReporter()
-    run_options = RunOptions(image_map=IMAGE_MAP, **options)  # type: ignore[arg-type]
-    result = Executor(load_pipeline(path), connect(), Ledger(), reporter, run_options).run()
+    run_options = RunOptions(**{"image_map": IMAGE_MAP, **options})  # type: ignore[arg-type]
+    result = Executor(load_pipeline(path, options=load), connect(), Ledger(), reporter, run_options).run()
     return result, reporter
 
 
