@@ -5,6 +5,10 @@
    Each side is a whole process, so interpreter start-up counts on both. The ratio is taken per round,
    and its median is printed. Target: at most 1.15.
 2. The teardown of a run that leaves 10 detached services running: how long the final sweep takes.
+3. The same multi-step `bitbucket-pipelines.yml` (a service, artifacts, a cache) run by runner and by
+   bitbucket-pipeline-runner (bench/peer: its own venv and the offline stand-ins of its helper images),
+   alternated; the ratio runner/peer per round, and each tool's exit code on a failing variant.
+   Target: at most 0.8, with the right exit code where the peer's is wrong.
 """
 
 from __future__ import annotations
@@ -78,10 +82,54 @@ def teardown_time(directory: Path) -> None:
     )
 
 
+def exit_code(command: list[str]) -> int:
+    return subprocess.run(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
+    ).returncode
+
+
+def peer_comparison() -> None:
+    peer = HERE / "peer"
+    subprocess.run(["bash", str(peer / "setup.sh")], check=True, stdout=subprocess.DEVNULL)
+    good, failing = peer / "project", peer / "project-failing"
+
+    def runner_on(project: Path) -> list[str]:
+        return [sys.executable, "-m", "runner", "run", str(project / "bitbucket-pipelines.yml"), "-q"]
+
+    def peer_on(project: Path) -> list[str]:
+        return ["bash", str(peer / "run_peer.sh"), str(project)]
+
+    timed(runner_on(good)), timed(peer_on(good))  # warm-up: both caches filled
+    ratios, runner_times, peer_times = [], [], []
+    for _ in range(5):
+        runner_times.append(timed(runner_on(good)))
+        peer_times.append(timed(peer_on(good)))
+        ratios.append(runner_times[-1] / peer_times[-1])
+    print("bitbucket-pipelines.yml with a service, artifacts and a cache, 3 steps, 5 alternated rounds:")
+    print(f"  runner                    {statistics.median(runner_times):6.2f} s")
+    print(f"  bitbucket-pipeline-runner {statistics.median(peer_times):6.2f} s")
+    print(
+        f"  ratio runner/peer: median {statistics.median(ratios):.3f} "
+        f"(min {min(ratios):.3f}, max {max(ratios):.3f}; target <= 0.8)"
+    )
+    print(
+        f"  exit codes, passing pipeline: runner {exit_code(runner_on(good))}, "
+        f"peer {exit_code(peer_on(good))}"
+    )
+    print(
+        f"  exit codes, failing pipeline: runner {exit_code(runner_on(failing))} (right: 1), "
+        f"peer {exit_code(peer_on(failing))}"
+    )
+    backend = connect()
+    for volume in backend.list_resources("volume", "dev.runner.cache=deps"):
+        backend.remove("volume", volume.id)
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         step_overhead(Path(directory))
         teardown_time(Path(directory))
+    peer_comparison()
 
 
 if __name__ == "__main__":
