@@ -438,3 +438,70 @@ def test_cli_list_and_run_pick_up_the_file_in_the_folder(tmp_path: Path) -> None
     )
     assert completed.returncode == 1
     assert "Cleanup      │ This is the final step" in completed.stdout
+
+
+def test_clone_disabled_starts_from_an_empty_directory_and_docker_reaches_the_engine(tmp_path: Path) -> None:
+    text = """
+    clone: {enabled: false}
+    pipelines:
+      default:
+        - step:
+            name: bare
+            services: [docker]
+            script: ['ls -A | wc -l', 'test -S /var/run/docker.sock && echo engine-socket']
+    """
+    result, reporter = run(project(tmp_path, text, {"file.txt": "x"}))
+    assert result.exit_code == 0, result.results
+    assert final_saw(reporter, "bare") == ["0", "engine-socket"]
+
+
+def test_cli_custom_pipeline_with_var_and_validate_everything(tmp_path: Path) -> None:
+    text = """
+    pipelines:
+      default:
+        - step: {name: d, script: [echo d]}
+      custom:
+        greet:
+          - variables:
+              - name: WHO
+          - step: {name: hello, script: ['echo "hello $WHO"']}
+          - final: {name: bye, script: [echo bye]}
+    """
+    path = project(tmp_path, text)
+    cli = [sys.executable, "-m", "runner"]
+    checked = subprocess.run([*cli, "validate", str(path)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    assert [line.split(" — ")[1] for line in checked.stdout.splitlines()] == [
+        f"{tmp_path.name.lower()} default: 1 steps",
+        f"{tmp_path.name.lower()} custom:greet: 1 steps, 1 finally",
+    ]
+    missing = subprocess.run(
+        [*cli, "run", str(path), "--pipeline", "custom:greet"], capture_output=True, text=True
+    )
+    assert missing.returncode == 2 and "give it with --var WHO=VALUE" in missing.stderr
+    completed = subprocess.run(
+        [*cli, "run", str(path), "-p", "custom:greet", "--var", "WHO=world", *image_args()],
+        capture_output=True,
+        text=True,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "hello │ hello world" in completed.stdout
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        seeds.BUILD_DEPLOY_CLEANUP,
+        seeds.FAILING_BUILD,
+        seeds.CUSTOM_RELEASE,
+        (Path(__file__).parents[2] / "bench/peer/project/bitbucket-pipelines.yml").read_text(),
+    ],
+)
+def test_list_and_validate_work_on_every_example(tmp_path: Path, text: str) -> None:
+    path = project(tmp_path, text)
+    for command in ("list", "validate"):
+        completed = subprocess.run(
+            [sys.executable, "-m", "runner", command, str(path)], capture_output=True, text=True
+        )
+        assert completed.returncode == 0, completed.stderr
+        assert completed.stdout.strip()
