@@ -217,6 +217,9 @@ def cleanup(
     everything: Annotated[
         bool, typer.Option("--all", help="Also runs whose runner still looks alive.")
     ] = False,
+    caches: Annotated[
+        bool, typer.Option("--caches", help="Also remove the caches kept between runs.")
+    ] = False,
     no_color: NoColor = False,
 ) -> None:
     """Remove what earlier runs left behind (only resources with runner's labels)."""
@@ -224,7 +227,12 @@ def cleanup(
 
     _execute(
         lambda: cleanup_command(
-            _console(no_color), dry_run=dry_run, run_id=run_id, older_than=older_than, everything=everything
+            _console(no_color),
+            dry_run=dry_run,
+            run_id=run_id,
+            older_than=older_than,
+            everything=everything,
+            caches=caches,
         )
     )
 

@@ -9,13 +9,21 @@ from rich.table import Table
 from runner.backend import connect
 from runner.backend.base import Resource
 from runner.durations import format_duration, parse_duration
+from runner.engine.executor import CACHE_LABEL
 from runner.errors import InputError
 from runner.teardown.leaks import LeakFilter, find_leaks, remove_runs
 from runner.teardown.ledger import Ledger
+from runner.teardown.removal import remove_all
 
 
 def cleanup(
-    console: Console, *, dry_run: bool, run_id: str | None, older_than: str | None, everything: bool
+    console: Console,
+    *,
+    dry_run: bool,
+    run_id: str | None,
+    older_than: str | None,
+    everything: bool,
+    caches: bool,
 ) -> int:
     try:
         age = parse_duration(older_than) if older_than else None
@@ -25,18 +33,25 @@ def cleanup(
     backend.ping()
     runs = find_leaks(backend, LeakFilter(run_id=run_id, older_than=age, include_alive=everything))
     resources = [resource for run in runs for resource in run.resources]
-    if not resources:
+    cached = backend.list_resources("volume", CACHE_LABEL) if caches else []
+    if not resources and not cached:
         console.print("nothing to remove")
         return 0
     if dry_run:
-        console.print(_table(resources, "would remove"))
-        console.print(f"{len(resources)} resources of {len(runs)} run(s) would be removed (dry run)")
+        console.print(_table(resources + cached, "would remove"))
+        console.print(
+            f"{len(resources)} resources of {len(runs)} run(s) and {len(cached)} caches would be removed "
+            "(dry run)"
+        )
         return 0
     report = remove_runs(backend, runs, Ledger())
+    report.merge(remove_all(backend, cached))
     console.print(_table(report.removed + report.already_gone, "removed"))
     for resource, error in report.failed:
         console.print(f"[red]could not remove {resource.kind} {escape(resource.name)}: {escape(error)}[/red]")
-    console.print(f"removed {len(report.removed) + len(report.already_gone)} resources of {len(runs)} run(s)")
+    removed = len(report.removed) + len(report.already_gone)
+    caches_note = f" and {len(cached)} caches" if caches else ""
+    console.print(f"removed {removed} resources of {len(runs)} run(s){caches_note}")
     return 1 if report.failed else 0
 
 

@@ -321,6 +321,17 @@ def test_caches_outlive_the_run_and_cleanup(tmp_path: Path) -> None:
         assert final_saw(reporter_two, "count")[-1] == "2"
         subprocess.run([sys.executable, "-m", "runner", "cleanup", "--all"], capture_output=True, check=True)
         assert [v.name for v in backend.list_resources("volume", "dev.runner.cache=counter")]
+        dry = subprocess.run(
+            [sys.executable, "-m", "runner", "cleanup", "--caches", "--dry-run"],
+            capture_output=True,
+            text=True,
+        )
+        assert "runner-cache-counter-" in dry.stdout
+        assert [v.name for v in backend.list_resources("volume", "dev.runner.cache=counter")]
+        subprocess.run(
+            [sys.executable, "-m", "runner", "cleanup", "--caches"], capture_output=True, check=True
+        )
+        assert backend.list_resources("volume", "dev.runner.cache=counter") == []
     finally:
         for volume in backend.list_resources("volume", "dev.runner.cache=counter"):
             backend.remove("volume", volume.id)
