@@ -127,6 +127,9 @@ def run(
     var: Annotated[
         list[str] | None, typer.Option("--var", help="A custom pipeline's variable: NAME=VALUE (repeatable).")
     ] = None,
+    flow_input: Annotated[
+        list[str] | None, typer.Option("--input", help="A Kestra flow's input: NAME=VALUE (repeatable).")
+    ] = None,
     pipeline: PipelineName = None,
     branch: Branch = None,
     tag: Tag = None,
@@ -155,7 +158,7 @@ def run(
         env_files=env_file or [],
         secrets=secret or [],
         secret_files=secret_file or [],
-        variables=var or [],
+        variables=[*(var or []), *(flow_input or [])],
         format_name=format_name,
         pipeline=pipeline,
         branch=branch,
@@ -177,13 +180,16 @@ def list_pipelines(
     pipeline: PipelineName = None,
     branch: Branch = None,
     tag: Tag = None,
+    var: Repeated = None,
+    flow_input: Annotated[list[str] | None, typer.Option("--input", help="A flow input: NAME=VALUE.")] = None,
     format_name: Format = None,
     no_color: NoColor = False,
 ) -> None:
     """List a file's pipelines and their steps, and which one `run` would choose."""
     from runner.commands.listing import list_pipelines as list_command
 
-    _execute(lambda: list_command(_console(no_color), file, format_name, pipeline, branch, tag))
+    variables = [*(var or []), *(flow_input or [])]
+    _execute(lambda: list_command(_console(no_color), file, format_name, pipeline, branch, tag, variables))
 
 
 @app.command()
@@ -193,6 +199,7 @@ def validate(
     branch: Branch = None,
     tag: Tag = None,
     var: Repeated = None,
+    flow_input: Annotated[list[str] | None, typer.Option("--input", help="A flow input: NAME=VALUE.")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
     format_name: Format = None,
     no_color: NoColor = False,
@@ -202,7 +209,14 @@ def validate(
 
     _execute(
         lambda: validate_command(
-            _console(no_color), file, format_name, pipeline, branch, tag, var or [], strict
+            _console(no_color),
+            file,
+            format_name,
+            pipeline,
+            branch,
+            tag,
+            [*(var or []), *(flow_input or [])],
+            strict,
         )
     )
 

@@ -39,6 +39,28 @@ def _parse_text(text: str) -> float:
     return total
 
 
+def iso_duration(text: str) -> float:
+    """Seconds in an ISO-8601 duration such as PT1S, PT1M30S, P1DT2H, or a plain duration like 30s."""
+    upper = text.strip().upper()
+    if not upper.startswith("P"):
+        return parse_duration(text)
+    days, _, clock = upper[1:].partition("T")
+    total = 0.0
+    for part, units in ((days, {"D": 86400.0, "W": 604800.0}), (clock, {"H": 3600.0, "M": 60.0, "S": 1.0})):
+        number = ""
+        for char in part:
+            if char.isdigit() or char in ".,-":
+                number += char.replace(",", ".")
+            elif char in units and number:
+                total += float(number) * units[char]
+                number = ""
+            else:
+                raise ValueError(f"'{text}' is not an ISO-8601 duration such as PT1S or PT5M")
+        if number:
+            raise ValueError(f"'{text}' is not an ISO-8601 duration such as PT1S or PT5M")
+    return total
+
+
 def format_duration(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.1f}s"

@@ -6,7 +6,7 @@ The engine runs this and nothing else; it knows no YAML and no format's vocabula
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,7 +29,8 @@ class PortBinding(Frozen):
 
 
 class ReadyCheck(Frozen):
-    """How to tell that a detached container is ready: a command inside it, or a TCP port."""
+    """How to tell that a detached container is ready: a command inside it, or a TCP port.
+    A timeout of 0 does not wait at all: the step succeeds once the container has started."""
 
     command: str | None = None
     port: int | None = None
@@ -109,16 +110,86 @@ class ContainerRun(Frozen):
     ready: ReadyCheck | None = None
     user: str | None = None
     memory: int | None = None  # bytes
+    cpus: float | None = None
+    network_mode: str | None = None  # host, none, bridge: instead of the run's network
+    pull: Literal["missing", "always", "never"] = "missing"
+    output_markers: bool = False  # lines `::{"outputs":{...}}::` set the step's `vars` output
 
 
 class StopAction(Frozen):
-    """Stop and remove what an earlier step started, by reference to that step's id."""
+    """Stop and remove a container: by reference to the step that started it, or by container id (an
+    expression when the pipeline has templating)."""
 
     kind: Literal["stop"] = "stop"
     target: str
+    by: Literal["step", "container"] = "step"
+    kill: bool = False
+    remove: bool = True
 
 
-Action = Annotated[ContainerRun | StopAction, Field(discriminator="kind")]
+class LogAction(Frozen):
+    kind: Literal["log"] = "log"
+    messages: tuple[str, ...]
+    level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] = "INFO"
+
+
+class FailAction(Frozen):
+    """Fails the step; with a condition, only when the condition renders truthy."""
+
+    kind: Literal["fail"] = "fail"
+    message: str = "Task failure"
+    condition: str | None = None
+
+
+class SleepAction(Frozen):
+    kind: Literal["sleep"] = "sleep"
+    duration: str  # ISO-8601 (PT1S) or seconds; may be an expression
+
+
+class AssertAction(Frozen):
+    kind: Literal["assert"] = "assert"
+    conditions: tuple[str, ...]
+    message: str | None = None
+
+
+class ReturnAction(Frozen):
+    kind: Literal["return"] = "return"
+    format: str = ""
+
+
+class RedisAction(Frozen):
+    """A Redis string command run by the runner itself, not in a container."""
+
+    kind: Literal["redis"] = "redis"
+    operation: Literal["set", "get", "delete"]
+    url: str
+    key: str = ""
+    value: str = ""
+    keys: tuple[str, ...] = ()
+    as_json: bool = False  # serde JSON: values are JSON documents, not plain strings
+    failed_on_missing: bool = False
+    return_old: bool = False  # Set with `get: true`
+
+
+Action = Annotated[
+    ContainerRun
+    | StopAction
+    | LogAction
+    | FailAction
+    | SleepAction
+    | AssertAction
+    | ReturnAction
+    | RedisAction,
+    Field(discriminator="kind"),
+]
+
+
+class Retry(Frozen):
+    max_attempts: int  # all attempts, the first included
+    interval: float = 1.0
+    factor: float = 1.0  # the interval grows by this factor after each attempt
+    max_interval: float | None = None
+    max_duration: float | None = None
 
 
 class Step(Frozen):
@@ -126,24 +197,51 @@ class Step(Frozen):
     id: str
     name: str
     action: Action
+    type_name: str = ""  # how the pipeline file names this kind of step, for expressions (`task.type`)
     timeout: float | None = None
     allow_failure: bool = False
+    failure_is_success: bool = False  # with allow_failure: an allowed failure counts as a success
+    run_if: str | None = None  # an expression; a falsy result skips the step
+    retry: Retry | None = None
+    output_aliases: dict[str, str] = Field(default_factory=dict)  # "taskRunner.containerId": "containerId"
     manual: bool = False  # the run pauses before it and asks
     skip_reason: str | None = None  # set when a condition decided, before the run, not to run it
     fail_fast: bool = False  # in a group: its failure stops the group's other steps
 
 
 class Group(Frozen):
-    """Steps that run at the same time; the next node waits for all of them."""
+    """Nodes that run together: at the same time when `parallel` (the next node waits for all of them),
+    else in order. A group may have its own `errors` and `finally`, run after its nodes."""
 
     kind: Literal["group"] = "group"
     id: str
     name: str
-    steps: tuple[Step, ...]
+    steps: tuple[Node, ...]
+    parallel: bool = True
+    concurrency: int = 0  # at most this many at once; 0: the run's --max-parallel
     fail_fast: bool = False  # any failure stops the others
+    start_after_failure: bool = True  # False: after a failure, nodes not yet started never start
+    errors: tuple[Node, ...] = ()
+    finally_: tuple[Node, ...] = ()
+    allow_failure: bool = False
+
+    def leaves(self) -> tuple[Step, ...]:
+        return tuple(leaf for node in (*self.steps, *self.errors, *self.finally_) for leaf in _leaves(node))
 
 
 Node = Annotated[Step | Group, Field(discriminator="kind")]
+
+
+def _leaves(node: Step | Group) -> tuple[Step, ...]:
+    return node.leaves() if isinstance(node, Group) else (node,)
+
+
+class Templating(Frozen):
+    """Expressions in step fields, rendered just before each step runs, with these names available
+    besides the run's own (`outputs`, `tasks`, `execution`, `taskrun`, `task`)."""
+
+    language: Literal["pebble"] = "pebble"
+    names: dict[str, Any] = Field(default_factory=dict)
 
 
 class LoadWarning(Frozen):
@@ -160,10 +258,17 @@ class Pipeline(Frozen):
     steps: tuple[Node, ...] = ()
     errors: tuple[Node, ...] = ()
     finally_: tuple[Node, ...] = ()
+    after: tuple[Node, ...] = ()  # after the run has its state (Kestra's afterExecution); never changes it
     timeout: float | None = None
     workspace: bool = True  # create the shared /workspace volume
+    cleanup_failures_fail_run: bool = True  # False: only services and steps decide the run's state
+    templating: Templating | None = None
+    secrets: tuple[str, ...] = ()  # values to mask in every log line, besides the run's own
     warnings: tuple[LoadWarning, ...] = ()
 
     def all_steps(self) -> tuple[Step, ...]:
-        nodes = (*self.services, *self.steps, *self.errors, *self.finally_)
-        return tuple(step for node in nodes for step in (node.steps if isinstance(node, Group) else (node,)))
+        nodes = (*self.services, *self.steps, *self.errors, *self.finally_, *self.after)
+        return tuple(leaf for node in nodes for leaf in _leaves(node))
+
+
+Group.model_rebuild()

@@ -114,6 +114,11 @@ class ConsoleReporter:
             self.live = None
         if not self.quiet:
             self.console.print(summary_table(result))
+        for ignored in result.ignored_failures:
+            step = f"{ignored.block.value} step '{escape(ignored.name)}' {ignored.status.value}"
+            self.console.print(
+                f"[bold red]! {step}[/bold red]: only the steps decide the state, so it stays as it is"
+            )
         self.console.print(resource_line(result))
         if self.verbose and result.log_dir:
             self.console.print(f"[dim]step logs: {escape(result.log_dir)}[/dim]")

@@ -17,7 +17,7 @@ import pytest
 BUSYBOX = "runner/busybox:latest"
 REDIS = "runner/redis:bookworm"
 BASE = "runner/base:bookworm"
-IMAGE_MAP = {"busybox": BUSYBOX, "redis": REDIS, "atlassian/default-image": BASE}
+IMAGE_MAP = {"busybox": BUSYBOX, "redis": REDIS, "atlassian/default-image": BASE, "ubuntu": BASE}
 RUN_LABEL = "dev.runner.run-id"
 
 

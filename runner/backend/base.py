@@ -23,11 +23,13 @@ class ContainerSpec:
     workdir: str | None = None
     network: str | None = None
     join: str | None = None  # share this container's network namespace instead of joining `network`
+    network_mode: str | None = None  # host, none, bridge...: instead of `network`
     aliases: tuple[str, ...] = ()
     mounts: tuple[Mount, ...] = ()
     ports: tuple[PortBinding, ...] = ()
     user: str | None = None
     memory: int | None = None
+    cpus: float | None = None
     extra_hosts: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -104,6 +106,10 @@ class Backend(Protocol):
     def exec(self, container_id: str, command: tuple[str, ...]) -> ExecResult: ...
 
     def kill(self, container_id: str) -> None: ...
+
+    def stop(self, container_id: str, grace: int) -> None:
+        """SIGTERM, then SIGKILL after `grace` seconds."""
+        ...
 
     def remove(self, kind: ResourceKind, ident: str) -> bool:
         """Remove a resource (a container by force, with its anonymous volumes); False if it was gone."""

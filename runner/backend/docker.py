@@ -96,17 +96,18 @@ class DockerBackend:
         api = self.api
         host_config = api.create_host_config(
             init=True,
-            network_mode=f"container:{spec.join}" if spec.join else spec.network,
+            network_mode=f"container:{spec.join}" if spec.join else (spec.network_mode or spec.network),
             mounts=[
                 DockerMount(m.target, m.source, type="bind" if m.bind else "volume", read_only=m.read_only)
                 for m in spec.mounts
             ],
             port_bindings={f"{p.container_port}/{p.protocol}": (p.host_ip, p.host_port) for p in spec.ports},
             mem_limit=spec.memory,
+            nano_cpus=int(spec.cpus * 1e9) if spec.cpus else None,
             extra_hosts=(dict(spec.extra_hosts) or None) if not spec.join else None,
         )
         networking = None
-        if spec.network and not spec.join:
+        if spec.network and not spec.join and not spec.network_mode:
             endpoint = api.create_endpoint_config(aliases=list(spec.aliases) or None)
             networking = api.create_networking_config({spec.network: endpoint})  # type: ignore[arg-type]
         response = _call(
@@ -185,6 +186,9 @@ class DockerBackend:
         output = _call(lambda: self.api.exec_start(created["Id"]))
         code = _call(lambda: self.api.exec_inspect(created["Id"]))["ExitCode"]
         return ExecResult(exit_code=int(code if code is not None else -1), output=bytes(output))
+
+    def stop(self, container_id: str, grace: int) -> None:
+        _call(lambda: self.api.stop(container_id, timeout=grace))
 
     def kill(self, container_id: str) -> None:
         with contextlib.suppress(RunnerError):  # already stopped or gone: the goal is reached

@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from runner.commands.validate import placeholder_prompt
+from runner.config import parse_pairs
 from runner.formats import LOADERS, bitbucket, find_default, load_document
 from runner.formats.options import LoadOptions
 from runner.model import Group, Node, Pipeline
@@ -18,12 +19,20 @@ def list_pipelines(
     pipeline: str | None,
     branch: str | None,
     tag: str | None,
+    variables: list[str],
 ) -> int:
     path = file or find_default(Path.cwd())
     document, chosen = load_document(path, format_name)
-    base = LoadOptions(pipeline=pipeline, branch=branch, tag=tag, prompt=placeholder_prompt)
+    base = LoadOptions(
+        pipeline=pipeline,
+        branch=branch,
+        tag=tag,
+        prompt=placeholder_prompt,
+        check_only=True,
+        variables=parse_pairs(variables, "--input"),
+    )
     if chosen != "bitbucket":
-        _show(console, LOADERS[chosen](document, path.resolve(), base), "")
+        _show(console, LOADERS[chosen](document, path.resolve(), base), "", final="finally")
         return 0
     every, would_run = bitbucket.pipelines(document, path, base)
     for choice in every:
@@ -45,16 +54,23 @@ def list_pipelines(
     return 0
 
 
-def _show(console: Console, pipeline: Pipeline, label: str, mark: str = "") -> None:
+def _show(console: Console, pipeline: Pipeline, label: str, mark: str = "", final: str = "final") -> None:
     console.print(f"[bold]{escape(label or pipeline.name)}[/bold]{mark}")
-    for block, nodes in (("", pipeline.steps), ("errors: ", pipeline.errors), ("final: ", pipeline.finally_)):
+    blocks = (
+        ("", pipeline.steps),
+        ("errors: ", pipeline.errors),
+        (f"{final}: ", pipeline.finally_),
+        ("afterExecution: ", pipeline.after),
+    )
+    for block, nodes in blocks:
         for node in nodes:
             console.print("  " + escape(block + _describe(node)))
 
 
 def _describe(node: Node) -> str:
     if isinstance(node, Group):
-        return f"{node.name}: " + ", ".join(step.name for step in node.steps)
+        kind = "parallel" if node.parallel else "sequence"
+        return f"{node.name} ({kind}): " + ", ".join(_describe(child) for child in node.steps)
     extras = [
         word
         for word, on in (

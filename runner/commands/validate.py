@@ -35,6 +35,7 @@ def validate(
         variables=parse_pairs(variables, "--var"),
         prompt=placeholder_prompt,
         strict=strict,
+        check_only=True,
     )
     names = (
         [pipeline]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import re
 import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -19,6 +21,7 @@ from runner.model import ContainerRun, Mount, ReadyCheck, Step
 POLL = 0.05
 STOP_GRACE = 2
 MAX_LINE = 64 * 1024
+OUTPUT_MARKER = re.compile(r"^::(\{.*\})::$")
 READY_PROBE_TIMEOUT = 0.5
 
 
@@ -28,6 +31,7 @@ class Outcome:
     exit_code: int | None = None
     message: str = ""
     container_id: str = ""
+    outputs: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -88,14 +92,18 @@ def container_spec(
         entrypoint=entrypoint,
         env=env,
         workdir=action.workdir,
-        network=None if context.join else context.network,
+        network=None if context.join or action.network_mode else context.network,
         join=context.join,
-        aliases=(step.id,) if context.network and not context.join else (),
+        network_mode=action.network_mode,
+        aliases=(step.id,) if context.network and not context.join and not action.network_mode else (),
         mounts=(*context.mounts, *action.mounts),
         ports=action.ports,
         user=action.user,
         memory=action.memory,
-        extra_hosts={"host.docker.internal": "host-gateway"},
+        cpus=action.cpus,
+        extra_hosts={}
+        if action.network_mode in ("host", "none")
+        else {"host.docker.internal": "host-gateway"},
     )
 
 
@@ -112,6 +120,22 @@ class LogPump(threading.Thread):
         self.log_name = log_name or step.id
         self.echo = echo
         self.tail: list[str] = []
+        self.markers = isinstance(step.action, ContainerRun) and step.action.output_markers
+        self.vars: dict[str, object] = {}
+
+    def _output_marker(self, line: str) -> bool:
+        """A line `::{"outputs": {...}}::` sets outputs instead of being shown."""
+        match = OUTPUT_MARKER.match(line.strip())
+        if not match:
+            return False
+        try:
+            document = json.loads(match.group(1))
+        except ValueError:
+            return False
+        outputs = document.get("outputs") if isinstance(document, dict) else None
+        if isinstance(outputs, dict):
+            self.vars.update(outputs)
+        return True
 
     def run(self) -> None:
         path = self.context.log_dir / f"{self.log_name}.log"
@@ -134,6 +158,8 @@ class LogPump(threading.Thread):
     def _emit(self, raw: bytes, log: IO[bytes]) -> None:
         line = self.context.mask(raw.decode("utf-8", errors="replace").rstrip("\r"))
         log.write(line.encode("utf-8", errors="replace") + b"\n")
+        if self.markers and self._output_marker(line):
+            return
         self.tail = [*self.tail[-19:], line]
         if self.echo:
             self.context.reporter.log(self.step, line)
@@ -153,6 +179,7 @@ def run_container(
         return _await_ready(step, action, container_id, context, pump)
     outcome = _await_exit(container_id, context, timeout)
     pump.join(timeout=5)
+    outcome.outputs["vars"] = dict(pump.vars)
     return outcome
 
 
@@ -203,6 +230,8 @@ def _await_ready(
     step: Step, action: ContainerRun, container_id: str, context: StepContext, pump: LogPump
 ) -> Outcome:
     ready = action.ready or ReadyCheck(timeout=60.0)
+    if ready.timeout == 0:
+        return Outcome(StepStatus.SUCCESS, 0, "", container_id, {"vars": {}})
     ports = (
         (ready.port,) if ready.port else tuple(p.container_port for p in action.ports if p.protocol == "tcp")
     )

@@ -13,11 +13,13 @@ from dataclasses import dataclass, field, replace
 
 from runner.backend.base import Backend
 from runner.engine.artifacts import ArtifactStore
+from runner.engine.builtin import BuiltinAction, BuiltinContext, run_builtin
 from runner.engine.container_step import POLL, Outcome, StepContext, run_container, start_sidecars
 from runner.engine.events import Reporter
 from runner.engine.images import ImageResolver
 from runner.engine.interrupts import Interrupts
 from runner.engine.status import Block, ResourceSummary, RunResult, StepResult, StepStatus
+from runner.engine.templating import RunTemplates, TemplateError
 from runner.engine.workspace import SourceTree
 from runner.errors import ImageUnavailable, ResourceGone, RunnerError
 from runner.model import WORKSPACE, ContainerRun, Group, Mount, Node, PipeCall, Pipeline, Step, StopAction
@@ -33,6 +35,8 @@ STATUS_VARIABLE = "RUNNER_PIPELINE_STATUS"
 FAILED_STEPS_VARIABLE = "RUNNER_FAILED_STEPS"
 
 ConfirmManual = Callable[[Step], bool]
+StopCheck = Callable[[], bool]
+STOP_GRACE = 10
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,7 @@ class Executor:
         self.artifacts = ArtifactStore(ledger.directory / "artifacts" / self.run_id)
         self.deadline: float | None = None
         self.paused = False
+        self.templates = RunTemplates(pipeline.templating, self.run_id) if pipeline.templating else None
 
     # the run
 
@@ -126,7 +131,13 @@ class Executor:
             self.interrupts.restore()
         if lease is not None:
             lease.release()
-        result = RunResult(
+        result = self._result(resources)
+        self.ledger.end_run(self.run_id, result.status, result.exit_code)
+        self.reporter.run_finished(result)
+        return result
+
+    def _result(self, resources: ResourceSummary | None) -> RunResult:
+        return RunResult(
             self.run_id,
             self.pipeline.name,
             self.results,
@@ -134,10 +145,10 @@ class Executor:
             resources,
             paused=self.paused,
             log_dir=str(self.log_dir),
+            deciding_blocks=None
+            if self.pipeline.cleanup_failures_fail_run
+            else (Block.SERVICES, Block.STEPS),
         )
-        self.ledger.end_run(self.run_id, result.status, result.exit_code)
-        self.reporter.run_finished(result)
-        return result
 
     def _phases(self, lease: Lease | None) -> None:
         if self.options.sweep_dead_runs:
@@ -149,6 +160,13 @@ class Executor:
         if failed and not self.interrupts.interrupted:
             self._run_block(Block.ERRORS, self.pipeline.errors)
         self._run_block(Block.FINALLY, self.pipeline.finally_)
+        if self.pipeline.after:
+            if self.templates is not None:
+                self.templates.state = self._state().upper()
+            self._run_block(Block.AFTER, self.pipeline.after, lambda: self.interrupts.abandon_finally)
+
+    def _state(self) -> str:
+        return self._result(None).status
 
     def _sweep_dead_runs(self) -> None:
         leaks = find_leaks(self.backend, LeakFilter(exclude_run=self.run_id))
@@ -188,26 +206,27 @@ class Executor:
     # blocks, groups and steps
 
     def _stopping(self, block: Block) -> bool:
-        if block is Block.FINALLY:
+        if block in (Block.FINALLY, Block.AFTER):
             return self.interrupts.abandon_finally
         return self.interrupts.interrupted
 
-    def _run_block(self, block: Block, nodes: tuple[Node, ...]) -> bool:
-        """Run `nodes` in order; True when one failed. Outside `errors` and `finally` a failure, an
-        interrupt or a manual step nobody starts skips the rest."""
-        keep_going = block in (Block.ERRORS, Block.FINALLY)
+    def _run_block(self, block: Block, nodes: tuple[Node, ...], should_stop: StopCheck | None = None) -> bool:
+        """Run `nodes` in order; True when one failed. Outside `errors`, `finally` and `after`, a failure,
+        an interrupt or a manual step nobody starts skips the rest."""
+        stop = should_stop or (lambda: self._stopping(block))
+        keep_going = block in (Block.ERRORS, Block.FINALLY, Block.AFTER)
         failed = False
         for index, node in enumerate(nodes):
-            if self._stopping(block) or (failed and not keep_going):
+            if stop() or (failed and not keep_going):
                 self._skip(block, nodes[index:])
                 break
             if isinstance(node, Step) and node.manual and block is Block.STEPS and not self._confirmed(node):
                 self._pause(block, node, nodes[index + 1 :])
                 break
             if isinstance(node, Group):
-                failed = self._run_group(node, block) or failed
+                failed = self._run_group(node, block, stop) or failed
             else:
-                result = self._run_step(node, block, lambda: self._stopping(block))
+                result = self._run_step(node, block, stop)
                 failed = failed or result.fails_run or result.status is StepStatus.STOPPED
         return failed
 
@@ -221,62 +240,153 @@ class Executor:
         self._record(step, StepResult(step.id, step.name, block, StepStatus.PAUSED, message=message))
         self._skip(block, rest)
 
-    def _run_group(self, group: Group, block: Block) -> bool:
+    def _run_group(self, group: Group, block: Block, outer_stop: StopCheck) -> bool:
+        """The group's nodes, then its own `errors` when one failed, then its own `finally`."""
+        if group.parallel:
+            failed = self._run_parallel(group, block, outer_stop)
+        else:
+            failed = (
+                self._run_block(block, group.steps, outer_stop)
+                if block is not Block.STEPS
+                else (self._run_sequence(group.steps, block, outer_stop))
+            )
+        if failed and group.errors and not self.interrupts.interrupted:
+            self._run_block(Block.ERRORS, group.errors)
+        if group.finally_:
+            self._run_block(Block.FINALLY, group.finally_)
+        return failed and not group.allow_failure
+
+    def _run_sequence(self, nodes: tuple[Node, ...], block: Block, should_stop: StopCheck) -> bool:
+        """Nested nodes in order, stopping at the first failure (manual pauses apply at the top only)."""
+        failed = False
+        for index, node in enumerate(nodes):
+            if should_stop() or failed:
+                self._skip(block, nodes[index:])
+                break
+            if isinstance(node, Group):
+                failed = self._run_group(node, block, should_stop)
+            else:
+                result = self._run_step(node, block, should_stop)
+                failed = result.fails_run or result.status is StepStatus.STOPPED
+        return failed
+
+    def _run_parallel(self, group: Group, block: Block, outer_stop: StopCheck) -> bool:
         cancelled = threading.Event()
+        failure = threading.Event()
 
         def should_stop() -> bool:
-            return cancelled.is_set() or self._stopping(block)
+            return cancelled.is_set() or outer_stop()
 
-        workers = max(1, min(self.options.max_parallel, len(group.steps)))
+        def run_node(node: Node) -> bool:
+            if failure.is_set() and not group.start_after_failure:
+                self._skip(block, (node,), "not started: another task of the group failed")
+                return False
+            if isinstance(node, Group):
+                return self._run_group(node, block, should_stop)
+            result = self._run_step(node, block, should_stop)
+            return result.fails_run
+
+        limit = group.concurrency or self.options.max_parallel
+        workers = max(1, min(limit, len(group.steps)))
         failed = False
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"group-{group.id}") as pool:
-            pending = {pool.submit(self._run_step, step, block, should_stop): step for step in group.steps}
+            pending = {pool.submit(run_node, node): node for node in group.steps}
             while pending:
                 done, _ = wait(pending, timeout=POLL, return_when=FIRST_COMPLETED)
                 for future in done:
-                    step = pending.pop(future)
-                    result = future.result()
-                    if result.fails_run:
+                    node = pending.pop(future)
+                    if future.result():
                         failed = True
-                        if group.fail_fast or step.fail_fast:
+                        failure.set()
+                        if group.fail_fast or (isinstance(node, Step) and node.fail_fast):
                             cancelled.set()
         return failed
 
     def _skip(self, block: Block, nodes: tuple[Node, ...], message: str = "") -> None:
         for node in nodes:
-            for step in node.steps if isinstance(node, Group) else (node,):
+            for step in node.leaves() if isinstance(node, Group) else (node,):
                 self._record(step, StepResult(step.id, step.name, block, StepStatus.SKIPPED, message=message))
 
-    def _run_step(self, step: Step, block: Block, should_stop: Callable[[], bool]) -> StepResult:
-        if step.skip_reason is not None or should_stop():
-            result = StepResult(step.id, step.name, block, StepStatus.SKIPPED, message=step.skip_reason or "")
+    def _run_step(self, step: Step, block: Block, should_stop: StopCheck) -> StepResult:
+        skip = step.skip_reason if step.skip_reason is not None else ("" if should_stop() else None)
+        if skip is None and step.run_if is not None:
+            skip = self._run_if(step)
+        if skip is not None:
+            result = StepResult(step.id, step.name, block, StepStatus.SKIPPED, message=skip)
             self._record(step, result)
             return result
         self.reporter.step_started(step, block)
         started = time.monotonic()
-        try:
-            outcome = self._act(step, block, should_stop)
-        except RunnerError as exc:
-            outcome = Outcome(StepStatus.FAILED, None, exc.message + (f" ({exc.hint})" if exc.hint else ""))
+        outcome = self._attempts(step, block, should_stop)
+        allowed = step.allow_failure and outcome.status.is_failure
+        status = StepStatus.SUCCESS if allowed and step.failure_is_success else outcome.status
         result = StepResult(
             step.id,
             step.name,
             block,
-            outcome.status,
+            status,
             outcome.exit_code,
             time.monotonic() - started,
             outcome.message,
-            allowed_failure=step.allow_failure and outcome.status.is_failure,
+            allowed_failure=allowed and not step.failure_is_success,
+            outputs=self._outputs(step, outcome),
         )
-        if outcome.container_id:
-            result.outputs["containerId"] = outcome.container_id
-        if outcome.exit_code is not None:
-            result.outputs["exitCode"] = outcome.exit_code
         self._record(step, result)
         return result
 
+    def _run_if(self, step: Step) -> str | None:
+        """None when the step runs; otherwise why it is skipped."""
+        if self.templates is None or step.run_if is None:
+            return None
+        try:
+            shown = self.templates.render(step.run_if, self.templates.names(step))
+        except TemplateError as exc:
+            return f"runIf could not be evaluated: {exc.message}"
+        return None if self.templates.truthy(shown) else f"runIf is {shown!r}"
+
+    def _attempts(self, step: Step, block: Block, should_stop: StopCheck) -> Outcome:
+        retry = step.retry
+        attempts = retry.max_attempts if retry else 1
+        interval = retry.interval if retry else 0.0
+        deadline = time.monotonic() + retry.max_duration if retry and retry.max_duration else None
+        outcome = Outcome(StepStatus.FAILED)
+        for attempt in range(1, attempts + 1):
+            try:
+                outcome = self._act(step, block, should_stop, attempt)
+            except RunnerError as exc:
+                outcome = Outcome(
+                    StepStatus.FAILED, None, exc.message + (f" ({exc.hint})" if exc.hint else "")
+                )
+            last = attempt == attempts or (deadline is not None and time.monotonic() + interval > deadline)
+            if not outcome.status.is_failure or last or should_stop():
+                break
+            self.reporter.notice(
+                f"{step.name}: attempt {attempt} {outcome.status.value}; retrying in {interval:g}s"
+            )
+            time.sleep(interval)
+            if retry is not None:
+                interval = min(interval * retry.factor, retry.max_interval or float("inf"))
+        return outcome
+
+    def _outputs(self, step: Step, outcome: Outcome) -> dict[str, object]:
+        outputs = dict(outcome.outputs)
+        if outcome.container_id:
+            outputs["containerId"] = outcome.container_id
+        if outcome.exit_code is not None:
+            outputs["exitCode"] = outcome.exit_code
+        for path, source in step.output_aliases.items():
+            if source in outputs:
+                *parents, leaf = path.split(".")
+                target = outputs
+                for parent in parents:
+                    target = target.setdefault(parent, {})  # type: ignore[assignment]
+                target[leaf] = outputs[source]
+        return outputs
+
     def _record(self, step: Step, result: StepResult) -> None:
         self.results.append(result)
+        if self.templates is not None:
+            self.templates.record(step.id, result.status.value, result.outputs)
         self.ledger.step_result(
             self.run_id,
             step.id,
@@ -290,21 +400,50 @@ class Executor:
 
     # actions
 
-    def _act(self, step: Step, block: Block, should_stop: Callable[[], bool]) -> Outcome:
+    def _act(self, step: Step, block: Block, should_stop: StopCheck, attempt: int = 1) -> Outcome:
         action = step.action
+        if self.templates is not None:
+            names = self.templates.names(step, attempt)
+            action = self.templates.render_fields(action, names)
         if isinstance(action, StopAction):
-            return self._stop_by_reference(action.target)
+            return self._stop(action)
+        if not isinstance(action, ContainerRun):
+            return self._builtin(step, action, should_stop, attempt)
         try:
             return self._container(step, action, block, should_stop)
         finally:
             if not action.detach:
                 self._remove_later(step.id)
 
+    def _builtin(self, step: Step, action: BuiltinAction, should_stop: StopCheck, attempt: int) -> Outcome:
+        templates = self.templates
+
+        def render_text(text: str) -> str:
+            return templates.render(text, templates.names(step, attempt)) if templates else text
+
+        def log(line: str) -> None:
+            line = self._mask(line)
+            with open(self.log_dir / f"{step.id}.log", "a", encoding="utf-8") as file:
+                file.write(line + "\n")
+            self.reporter.log(step, line)
+
+        context = BuiltinContext(
+            render=render_text,
+            is_truthy=templates.truthy if templates else bool,
+            log=log,
+            warn=lambda text: self.reporter.notice(f"{step.name}: {text}", warning=True),
+            should_stop=should_stop,
+        )
+        result = run_builtin(action, context)
+        return Outcome(result.status, None, result.message, outputs=result.outputs)
+
     def _container(
         self, step: Step, action: ContainerRun, block: Block, should_stop: Callable[[], bool]
     ) -> Outcome:
         auth = action.registry_auth
-        image = self.images.resolve(action.image, (auth.username, auth.password) if auth else None)
+        image = self.images.resolve(
+            action.image, (auth.username, auth.password) if auth else None, action.pull
+        )
         context = StepContext(
             backend=self.backend,
             reporter=self.reporter,
@@ -412,7 +551,7 @@ class Executor:
 
     def _env(self, block: Block) -> dict[str, str]:
         env = dict(self.options.env)
-        if block in (Block.ERRORS, Block.FINALLY):
+        if block in (Block.ERRORS, Block.FINALLY, Block.AFTER):
             failed = [r.name for r in self.results if r.fails_run]
             env[STATUS_VARIABLE] = self._status_so_far(failed)
             env[FAILED_STEPS_VARIABLE] = ",".join(failed)
@@ -426,7 +565,7 @@ class Executor:
         return "paused" if self.paused else "success"
 
     def _mask(self, line: str) -> str:
-        for value in self.options.secrets:
+        for value in (*self.options.secrets, *self.pipeline.secrets):
             if value:
                 line = line.replace(value, "$SECRET")
         return line
@@ -437,15 +576,29 @@ class Executor:
             limits.append(max(self.deadline - time.monotonic(), 0.001))
         return min(limits) if limits else None
 
-    def _stop_by_reference(self, target: str) -> Outcome:
-        records = self.teardown.containers_of(target)
-        if not records:
-            return Outcome(StepStatus.SUCCESS, None, f"nothing of '{target}' is running")
-        report = self.teardown.stop_step(target)
+    def _stop(self, action: StopAction) -> Outcome:
+        if action.by == "step":
+            records = self.teardown.containers_of(action.target)
+            if not records:
+                return Outcome(StepStatus.SUCCESS, None, f"nothing of '{action.target}' is running")
+            report = self.teardown.stop_step(action.target)
+            names = ", ".join(r.name for r in records)
+        else:
+            ident = action.target.strip()
+            if not ident:
+                return Outcome(StepStatus.FAILED, None, "no container id to stop")
+            if not action.remove:
+                self.backend.kill(ident) if action.kill else self.backend.stop(ident, STOP_GRACE)
+                return Outcome(StepStatus.SUCCESS, None, f"stopped {ident[:12]}")
+            if action.kill:
+                self.backend.kill(ident)
+            report = self.teardown.remove_container(ident)
+            if not report.removed and not report.failed and not self.backend.remove("container", ident):
+                return Outcome(StepStatus.FAILED, None, f"no such container: {ident}")
+            names = ident[:12]
         if report.failed:
             resource, error = report.failed[0]
             return Outcome(StepStatus.FAILED, None, f"could not remove {resource.name}: {error}")
-        names = ", ".join(r.name for r in records)
         return Outcome(StepStatus.SUCCESS, None, f"stopped and removed {names}")
 
     def _prepare_container(self, container_id: str, action: ContainerRun) -> None:

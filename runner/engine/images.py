@@ -30,9 +30,21 @@ class ImageResolver:
     def mapped(self, image: str) -> str:
         return self.image_map.get(image) or self.image_map.get(repository(image)) or image
 
-    def resolve(self, image: str, auth: tuple[str, str] | None = None) -> str:
-        """The local name to run for `image`, pulled if it is missing; raises ImageUnavailable."""
+    def resolve(self, image: str, auth: tuple[str, str] | None = None, pull: str = "missing") -> str:
+        """The local name to run for `image`, pulled if it is missing; raises ImageUnavailable.
+        `pull` "always" tries a pull first and keeps a local image when that fails; "never" never pulls."""
         target = self.mapped(image)
+        if pull == "never" and not self.backend.has_image(target):
+            raise ImageUnavailable(
+                f"image '{target}' is not on this machine and the pull policy is NEVER",
+                f"build or load it, or map it: --image {repository(image)}=LOCAL_IMAGE",
+            )
+        if pull == "always" and target not in self.ready:
+            try:
+                self.backend.pull_image(target, auth)
+            except ImageUnavailable:
+                if not self.backend.has_image(target):
+                    raise
         with self.lock:
             if target in self.ready:
                 return target

@@ -24,6 +24,7 @@ class Block(StrEnum):
     STEPS = "steps"
     ERRORS = "errors"
     FINALLY = "finally"
+    AFTER = "after"
 
 
 @dataclass
@@ -61,11 +62,19 @@ class RunResult:
     interrupted: bool
     resources: ResourceSummary | None = None
     paused: bool = False
+    deciding_blocks: tuple[Block, ...] | None = None  # None: every block decides the run's state
     log_dir: str = ""
 
     @property
     def failed(self) -> bool:
-        return any(result.fails_run for result in self.results)
+        deciding = self.deciding_blocks
+        return any(r.fails_run for r in self.results if deciding is None or r.block in deciding)
+
+    @property
+    def ignored_failures(self) -> list[StepResult]:
+        """Failures that do not decide the run's state (in `finally`, when only the steps decide it)."""
+        deciding = self.deciding_blocks
+        return [r for r in self.results if r.fails_run and deciding is not None and r.block not in deciding]
 
     @property
     def exit_code(self) -> int:

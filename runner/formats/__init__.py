@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runner.errors import InputError
-from runner.formats import bitbucket, native
+from runner.formats import bitbucket, kestra, native
 from runner.formats.options import LoadOptions
 from runner.formats.source import Document, load_file
 from runner.model import Pipeline
@@ -16,6 +16,7 @@ Loader = Callable[[Document, Path, LoadOptions], Pipeline]
 LOADERS: dict[str, Loader] = {
     "native": native.load,
     "bitbucket": bitbucket.load,
+    "kestra": kestra.load,
 }
 DEFAULT_FILES = ("runner.yml", "runner.yaml", "bitbucket-pipelines.yml", "bitbucket-pipelines.yaml")
 

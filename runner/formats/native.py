@@ -10,14 +10,12 @@ from pydantic import Field, field_validator
 
 from runner.durations import parse_duration
 from runner.formats.options import LoadOptions
+from runner.formats.ports import parse_port
 from runner.formats.schema import Spec, validate
 from runner.formats.source import Document, Loc
 from runner.model import ContainerRun, Pipeline, PortBinding, ReadyCheck, Step, StopAction
 
 STEP_ID = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
-PORT = re.compile(
-    r"^(?:(?:(?P<ip>[0-9.]+|\[[0-9a-fA-F:]+\]):)?(?P<host>\d*):)?(?P<container>\d+)(?:/(?P<proto>tcp|udp))?$"
-)
 
 Scalar = str | int | float | bool
 
@@ -255,24 +253,12 @@ class _Compiler:
 
 
 def _port(document: Document, text: str, loc: Loc) -> PortBinding:
-    match = PORT.match(text.strip())
-    if not match:
+    try:
+        return parse_port(text)
+    except ValueError as exc:
         raise document.error(
-            loc,
-            f"'{text}' is not a port mapping",
-            "write CONTAINER, HOST:CONTAINER or IP:HOST:CONTAINER, e.g. 6379:6379",
-        )
-    ip = (match.group("ip") or "127.0.0.1").strip("[]")
-    host = match.group("host")
-    numbers = [int(match.group("container"))] + ([int(host)] if host else [])
-    if any(not 0 < number < 65536 for number in numbers):
-        raise document.error(loc, f"'{text}' has a port outside 1-65535", None)
-    return PortBinding(
-        container_port=int(match.group("container")),
-        protocol="udp" if match.group("proto") == "udp" else "tcp",
-        host_ip=ip,
-        host_port=int(host) if host else None,
-    )
+            loc, str(exc), "write CONTAINER, HOST:CONTAINER or IP:HOST:CONTAINER, e.g. 6379:6379"
+        ) from None
 
 
 def _ready(spec: ReadySpec | None) -> ReadyCheck | None:

@@ -19,3 +19,4 @@ class LoadOptions:
     prompt: Prompt | None = None  # asks for a missing variable; None when no terminal is attached
     build_number: int = 1
     strict: bool = False  # warnings become errors
+    check_only: bool = False  # the pipeline is checked, not run: values nobody gave are not required

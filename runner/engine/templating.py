@@ -1,0 +1,92 @@
+"""Expressions in step fields, rendered just before each step runs, against what the run knows so far."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+from runner.expressions import ExpressionError, is_truthy, render
+
+from runner.errors import RunnerError
+from runner.model import Action, ContainerRun, Step, StopAction, Templating
+
+# fields that hold no expressions: the kind of an action, and values already parsed into numbers
+STATIC_FIELDS = frozenset({"kind", "ports", "mounts", "ready", "caches", "sidecars", "artifacts", "pipes"})
+
+
+class TemplateError(RunnerError):
+    """An expression could not be rendered: the step fails with this message."""
+
+
+class RunTemplates:
+    def __init__(self, templating: Templating, run_id: str) -> None:
+        self.templating = templating
+        self.run_id = run_id
+        self.started = datetime.now(UTC)
+        self.outputs: dict[str, dict[str, Any]] = {}
+        self.states: dict[str, dict[str, str]] = {}
+        self.state = "RUNNING"
+        self.lock = threading.Lock()
+
+    def record(self, step_id: str, status: str, outputs: dict[str, Any]) -> None:
+        with self.lock:
+            self.outputs[step_id] = outputs
+            self.states[step_id] = {"state": status}
+
+    def names(self, step: Step, attempt: int = 1) -> dict[str, Any]:
+        with self.lock:
+            outputs = dict(self.outputs)
+            states = dict(self.states)
+        return {
+            **self.templating.names,
+            "outputs": outputs,
+            "tasks": states,
+            "execution": {
+                "id": self.run_id,
+                "originalId": self.run_id,
+                "state": self.state,
+                "startDate": self.started,
+            },
+            "taskrun": {
+                "id": f"{self.run_id}-{step.id}",
+                "startDate": datetime.now(UTC),
+                "attemptsCount": attempt,
+            },
+            "task": {"id": step.id, "type": step.type_name},
+        }
+
+    def render(self, text: str, names: dict[str, Any]) -> str:
+        try:
+            return str(render(text, names))
+        except ExpressionError as exc:
+            raise TemplateError(str(exc)) from exc
+
+    def truthy(self, text: str) -> bool:
+        return bool(is_truthy(text))
+
+    def render_fields(self, action: Action, names: dict[str, Any]) -> Action:
+        """The action with every string in its fields rendered (container and stop actions; the built-in
+        actions render their own fields, because some of them treat a failed rendering as a result)."""
+        if not isinstance(action, ContainerRun | StopAction):
+            return action
+        update: dict[str, Any] = {}
+        for name in type(action).model_fields:
+            if name in STATIC_FIELDS:
+                continue
+            value = getattr(action, name)
+            rendered = self._value(value, names)
+            if rendered is not value:
+                update[name] = rendered
+        return action.model_copy(update=update) if update else action
+
+    def _value(self, value: Any, names: dict[str, Any]) -> Any:
+        if isinstance(value, str):
+            rendered = self.render(value, names)
+            return value if rendered == value else rendered
+        if isinstance(value, tuple):
+            items = tuple(self._value(item, names) for item in value)
+            return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+        if isinstance(value, dict):
+            return {key: self._value(item, names) for key, item in value.items()}
+        return value

@@ -1,0 +1,470 @@
+"""A Kestra flow -> the model. Everything Kestra-specific ends here."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from runner.durations import iso_duration
+from runner.errors import InputError
+from runner.formats.kestra import tasks as t
+from runner.formats.kestra.inputs import resolve_inputs
+from runner.formats.options import LoadOptions
+from runner.formats.ports import parse_port
+from runner.formats.schema import Spec, validate
+from runner.formats.source import Document, Loc
+from runner.model import (
+    AssertAction,
+    ContainerRun,
+    FailAction,
+    Group,
+    LoadWarning,
+    LogAction,
+    Mount,
+    Node,
+    Pipeline,
+    PortBinding,
+    ReadyCheck,
+    RedisAction,
+    RegistryAuth,
+    Retry,
+    ReturnAction,
+    SleepAction,
+    Step,
+    StopAction,
+    Templating,
+)
+
+FLOW_ID = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$")
+NAMESPACE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+TASK_ID = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$")
+SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+CONTAINER_ID_OUTPUT = {"taskRunner.containerId": "containerId"}
+IGNORED_FLOW_KEYS = (
+    "triggers",
+    "pluginDefaults",
+    "concurrency",
+    "outputs",
+    "retry",
+    "sla",
+    "checks",
+    "listeners",
+)
+
+
+class FlowSpec(Spec):
+    id: str
+    namespace: str
+    description: str | None = None
+    revision: int | None = None
+    labels: list[dict[str, Any]] | dict[str, Any] | None = None
+    inputs: list[Any] | None = None
+    variables: dict[str, Any] = Field(default_factory=dict)
+    tasks: list[dict[str, Any]] = Field(min_length=1)
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+    finally_: list[dict[str, Any]] = Field(default_factory=list, alias="finally")
+    after_execution: list[dict[str, Any]] = Field(default_factory=list, alias="afterExecution")
+    disabled: bool = False
+    deleted: bool = False
+    tenant_id: str | None = Field(default=None, alias="tenantId")
+    triggers: Any = None
+    plugin_defaults: Any = Field(default=None, alias="pluginDefaults")
+    concurrency: Any = None
+    outputs: Any = None
+    retry: Any = None
+    sla: Any = None
+    checks: Any = None
+    listeners: Any = None
+    worker_group: Any = Field(default=None, alias="workerGroup")
+
+    @field_validator("id", "namespace", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int | float) else value
+
+
+class Compiler:
+    def __init__(self, document: Document, path: Path, options: LoadOptions) -> None:
+        self.document = document
+        self.path = path
+        self.options = options
+        self.warnings: list[LoadWarning] = []
+        self.ids: dict[str, Loc] = {}
+
+    def warn(self, loc: Loc, message: str, *, key: bool = False) -> None:
+        if self.options.strict:
+            raise self.document.error(loc, message, "remove it, or run without --strict", key=key)
+        self.warnings.append(LoadWarning(where=str(self.document.position(loc, key=key)), message=message))
+
+    def compile(self) -> Pipeline:
+        data = self.document.data
+        flow = validate(self.document, FlowSpec, self._known_flow_keys(data))
+        self._check_ids(flow)
+        if flow.disabled:
+            raise self.document.error(
+                ("disabled",), "Cannot execute a flow which is disabled", "set `disabled: false`"
+            )
+        for key in IGNORED_FLOW_KEYS:
+            if getattr(flow, _field(key)) is not None:
+                self.warn((key,), f"`{key}` has no effect when the flow runs locally", key=True)
+        inputs, secrets = resolve_inputs(
+            self.document, flow.inputs, dict(self.options.variables), required=not self.options.check_only
+        )
+        names = {
+            "flow": {
+                "id": flow.id,
+                "namespace": flow.namespace,
+                "revision": flow.revision or 1,
+                "tenantId": None,
+            },
+            "vars": flow.variables,
+            "inputs": inputs,
+            "labels": self._labels(flow.labels),
+        }
+        return Pipeline(
+            name=f"{flow.namespace}.{flow.id}",
+            source=self.path,
+            context=self.path.parent,
+            steps=self._tasks(flow.tasks, ("tasks",)),
+            errors=self._tasks(flow.errors, ("errors",)),
+            finally_=self._tasks(flow.finally_, ("finally",)),
+            after=self._tasks(flow.after_execution, ("afterExecution",)),
+            workspace=False,
+            cleanup_failures_fail_run=False,
+            templating=Templating(names=names),
+            secrets=tuple(secrets),
+            warnings=tuple(self.warnings),
+        )
+
+    def _known_flow_keys(self, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        known = {field.alias or name for name, field in FlowSpec.model_fields.items()}
+        for key in [key for key in data if key not in known]:
+            close = difflib.get_close_matches(str(key), sorted(known), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            self.warn((key,), f"unknown flow property '{key}' is ignored{hint}", key=True)
+        return {key: value for key, value in data.items() if key in known}
+
+    def _check_ids(self, flow: FlowSpec) -> None:
+        if not FLOW_ID.match(flow.id) or len(flow.id) > 100:
+            raise self.document.error(
+                ("id",),
+                f"'{flow.id}' is not a valid flow id",
+                "use letters, digits, '.', '_' and '-', starting with a letter or digit",
+            )
+        if not NAMESPACE.match(flow.namespace) or len(flow.namespace) > 150:
+            raise self.document.error(
+                ("namespace",),
+                f"'{flow.namespace}' is not a valid namespace",
+                "use lower-case letters, digits, '.', '_' and '-'",
+            )
+
+    def _labels(self, labels: list[dict[str, Any]] | dict[str, Any] | None) -> dict[str, Any]:
+        if labels is None:
+            return {}
+        pairs = (
+            labels.items()
+            if isinstance(labels, dict)
+            else ((item.get("key"), item.get("value")) for item in labels)
+        )
+        result = {str(key): value for key, value in pairs}
+        for key in result:
+            if key.startswith("system."):
+                raise self.document.error(
+                    ("labels",), "System labels can only be set by Kestra itself", f"rename the label '{key}'"
+                )
+        return result
+
+    # tasks
+
+    def _tasks(self, raw: list[dict[str, Any]], loc: Loc) -> tuple[Node, ...]:
+        nodes = [self._task(item, (*loc, index)) for index, item in enumerate(raw)]
+        return tuple(node for node in nodes if node is not None)
+
+    def _task(self, raw: Any, loc: Loc) -> Node | None:
+        if not isinstance(raw, dict):
+            raise self.document.error(loc, "a task is a mapping with `id` and `type`", None)
+        kind = self._type(raw, loc)
+        spec_class = t.SPECS[kind]
+        spec = validate(self.document, spec_class, self._known_keys(raw, spec_class, loc), loc)
+        self._register(spec.id, loc)
+        if spec.disabled:
+            return None
+        if isinstance(spec, t.FlowableSpec):
+            return self._flowable(spec, loc)
+        return Step(
+            id=spec.id,
+            name=spec.id,
+            action=self._action(spec, loc),
+            type_name=kind,
+            timeout=self._duration(spec.timeout, (*loc, "timeout")),
+            allow_failure=spec.allow_failure,
+            failure_is_success=spec.allow_failure and spec.allow_warning,
+            run_if=spec.run_if,
+            retry=self._retry(spec.retry, (*loc, "retry")),
+            output_aliases=CONTAINER_ID_OUTPUT if kind in (t.DOCKER_RUN, t.SHELL_COMMANDS) else {},
+        )
+
+    def _type(self, raw: dict[str, Any], loc: Loc) -> str:
+        kind = raw.get("type")
+        if not isinstance(kind, str):
+            raise self.document.error(loc, "a task needs a `type`", f"e.g. type: {t.LOG}")
+        kind = t.ALIASES.get(kind, kind)
+        if kind not in t.SPECS:
+            known = sorted({*t.SPECS, *t.ALIASES})
+            close = difflib.get_close_matches(kind, known, n=1, cutoff=0.5)
+            hint = (
+                f"did you mean '{close[0]}'?" if close else "supported types: " + ", ".join(sorted(t.SPECS))
+            )
+            raise self.document.error((*loc, "type"), f"Invalid type: {raw['type']}", hint)
+        return kind
+
+    def _known_keys(self, raw: dict[str, Any], spec: type[BaseModel], loc: Loc) -> dict[str, Any]:
+        """Unknown properties are reported and left out: Kestra refuses such a flow; here it runs."""
+        known = {field.alias or name for name, field in spec.model_fields.items()}
+        for key in [key for key in raw if key not in known]:
+            close = difflib.get_close_matches(str(key), sorted(known), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            self.warn((*loc, key), f"unknown property '{key}' of {raw['type']} is ignored{hint}", key=True)
+        return {key: value for key, value in raw.items() if key in known}
+
+    def _register(self, task_id: str, loc: Loc) -> None:
+        if not TASK_ID.match(task_id) or len(task_id) > 256:
+            raise self.document.error(
+                (*loc, "id"),
+                f"'{task_id}' is not a valid task id",
+                "use letters, digits, '_' and '-' (no dots)",
+            )
+        if task_id in self.ids:
+            first = self.document.position(self.ids[task_id])
+            raise self.document.error(
+                (*loc, "id"),
+                f"Duplicate task id with name [{task_id}]",
+                f"task ids are unique across the whole flow; the first is at line {first.line}",
+            )
+        self.ids[task_id] = loc
+
+    def _flowable(self, spec: t.FlowableSpec, loc: Loc) -> Group:
+        parallel = isinstance(spec, t.ParallelSpec)
+        return Group(
+            id=spec.id,
+            name=spec.id,
+            steps=self._tasks(spec.tasks, (*loc, "tasks")),
+            parallel=parallel,
+            concurrency=spec.concurrent if isinstance(spec, t.ParallelSpec) else 0,
+            start_after_failure=False,
+            errors=self._tasks(spec.errors, (*loc, "errors")),
+            finally_=self._tasks(spec.finally_, (*loc, "finally")),
+            allow_failure=spec.allow_failure,
+        )
+
+    def _action(self, spec: t.TaskSpec, loc: Loc) -> Any:
+        match spec:
+            case t.LogSpec():
+                if spec.message is None:
+                    self.warn(loc, "Log has no `message`: it logs nothing")
+                messages = (
+                    []
+                    if spec.message is None
+                    else [spec.message]
+                    if isinstance(spec.message, str)
+                    else spec.message
+                )
+                return LogAction(messages=tuple(messages), level=spec.level)
+            case t.FailSpec():
+                return FailAction(message=spec.error_message, condition=spec.condition)
+            case t.SleepSpec():
+                return SleepAction(duration=spec.duration)
+            case t.AssertSpec():
+                return AssertAction(conditions=tuple(spec.conditions), message=spec.error_message)
+            case t.ReturnSpec():
+                return ReturnAction(format=spec.format)
+            case t.DockerRunSpec():
+                return self._docker_run(spec, loc)
+            case t.DockerStopSpec():
+                return StopAction(
+                    target=spec.container_id, by="container", kill=spec.kill, remove=spec.delete
+                )
+            case t.ShellCommandsSpec():
+                return self._shell(spec, loc)
+            case t.RedisSetSpec():
+                value = spec.value if isinstance(spec.value, str) else _json(spec.value)
+                return RedisAction(
+                    operation="set",
+                    url=spec.url,
+                    key=spec.key,
+                    value=value,
+                    as_json=spec.serde_type == "JSON",
+                    return_old=spec.get,
+                )
+            case t.RedisGetSpec():
+                return RedisAction(
+                    operation="get",
+                    url=spec.url,
+                    key=spec.key,
+                    as_json=spec.serde_type == "JSON",
+                    failed_on_missing=spec.failed_on_missing,
+                )
+            case t.RedisDeleteSpec():
+                return RedisAction(
+                    operation="delete",
+                    url=spec.url,
+                    keys=tuple(spec.keys),
+                    failed_on_missing=spec.failed_on_missing,
+                )
+        raise InputError(f"the task type of {spec.id} cannot run here")  # every SPECS entry is matched above
+
+    def _docker_run(self, spec: t.DockerRunSpec, loc: Loc) -> ContainerRun:
+        for key, on in (
+            ("privileged", spec.privileged),
+            ("host", spec.host),
+            ("inputFiles", spec.input_files),
+            ("outputFiles", spec.output_files),
+            ("namespaceFiles", spec.namespace_files),
+        ):
+            if on:
+                self.warn((*loc, key), f"`{key}` is not supported locally and is ignored", key=True)
+        return ContainerRun(
+            image=spec.container_image,
+            registry_auth=_auth(spec.credentials),
+            command=tuple(spec.commands) or None,
+            entrypoint=tuple(spec.entry_point) or None,
+            env={key: _text(value) for key, value in spec.env.items()},
+            workdir=None,
+            source="none",
+            detach=not spec.wait,
+            ready=ReadyCheck(timeout=0) if not spec.wait else None,
+            ports=tuple(
+                self._port(text, (*loc, "portBindings", index))
+                for index, text in enumerate(spec.port_bindings)
+            ),
+            mounts=tuple(
+                self._volume(text, (*loc, "volumes", index)) for index, text in enumerate(spec.volumes)
+            ),
+            network_mode=spec.network_mode,
+            pull=_pull(spec.pull_policy),
+            user=spec.user,
+            memory=self._size(spec.memory.memory, (*loc, "memory", "memory")) if spec.memory else None,
+            cpus=spec.cpu.cpus if spec.cpu else None,
+            output_markers=True,
+        )
+
+    def _shell(self, spec: t.ShellCommandsSpec, loc: Loc) -> ContainerRun:
+        runner = spec.task_runner or spec.docker or t.TaskRunnerSpec()
+        if not runner.type.endswith(".docker.Docker"):
+            raise self.document.error(
+                (*loc, "taskRunner", "type"),
+                f"the task runner {runner.type} is not supported: tasks run in containers here",
+                "use io.kestra.plugin.scripts.runner.docker.Docker",
+            )
+        if not spec.fail_fast:
+            self.warn(
+                (*loc, "failFast"),
+                "failFast: false is not supported locally: the commands stop at the first failure",
+            )
+        shell: Literal["sh", "bash"] = (
+            "bash" if any("bash" in part for part in spec.interpreter[:1]) else "sh"
+        )
+        return ContainerRun(
+            image=spec.container_image,
+            registry_auth=_auth(runner.credentials),
+            script=(*spec.before_commands, *spec.commands),
+            shell=shell,
+            env={key: _text(value) for key, value in spec.env.items()},
+            workdir=None,
+            source="none",
+            mounts=tuple(
+                self._volume(text, (*loc, "taskRunner", "volumes", i))
+                for i, text in enumerate(runner.volumes)
+            ),
+            network_mode=runner.network_mode,
+            pull=_pull(runner.pull_policy),
+            user=runner.user,
+            memory=self._size(runner.memory.memory, (*loc, "taskRunner", "memory"))
+            if runner.memory
+            else None,
+            cpus=runner.cpu.cpus if runner.cpu else None,
+            output_markers=True,
+        )
+
+    def _port(self, text: str, loc: Loc) -> PortBinding:
+        try:
+            return parse_port(str(text))
+        except ValueError as exc:
+            raise self.document.error(loc, str(exc), "write HOST:CONTAINER, e.g. 6379:6379") from None
+
+    def _volume(self, text: str, loc: Loc) -> Mount:
+        source, sep, rest = str(text).partition(":")
+        target, _, mode = rest.partition(":")
+        if not sep or not target.startswith("/"):
+            raise self.document.error(loc, f"'{text}' is not a volume", "write HOST_PATH:CONTAINER_PATH[:ro]")
+        host = Path(source).expanduser()
+        if not host.is_absolute():
+            host = self.path.parent / host
+        return Mount(source=str(host), target=target, bind=True, read_only=mode == "ro")
+
+    def _size(self, value: str | int | None, loc: Loc) -> int | None:
+        if value is None:
+            return None
+        match = SIZE.match(str(value))
+        if not match:
+            raise self.document.error(loc, f"'{value}' is not a size", "write it like 512MB or 1GB")
+        unit = (match.group(2) or "").lower().replace("i", "").rstrip("b")
+        return int(float(match.group(1)) * SIZE_UNITS[unit])
+
+    def _duration(self, text: str | None, loc: Loc) -> float | None:
+        if text is None:
+            return None
+        try:
+            return iso_duration(text)
+        except ValueError as exc:
+            raise self.document.error(
+                loc, str(exc), "write an ISO-8601 duration such as PT30S or PT5M"
+            ) from None
+
+    def _retry(self, spec: t.RetrySpec | None, loc: Loc) -> Retry | None:
+        if spec is None:
+            return None
+        attempts = spec.max_attempts or spec.max_attempt
+        if attempts is None:
+            raise self.document.error(loc, "a retry needs `maxAttempts`", "e.g. maxAttempts: 3")
+        interval = self._duration(spec.interval or spec.min_interval, (*loc, "interval")) or 1.0
+        return Retry(
+            max_attempts=attempts,
+            interval=interval,
+            factor=(spec.delay_factor or 2.0) if spec.type == "exponential" else 1.0,
+            max_interval=self._duration(spec.max_interval, (*loc, "maxInterval")),
+            max_duration=self._duration(spec.max_duration, (*loc, "maxDuration")),
+        )
+
+
+def _field(key: str) -> str:
+    return {"pluginDefaults": "plugin_defaults"}.get(key, key)
+
+
+def _auth(credentials: t.CredentialsSpec | None) -> RegistryAuth | None:
+    if credentials is None or credentials.username is None or credentials.password is None:
+        return None
+    return RegistryAuth(username=credentials.username, password=credentials.password)
+
+
+def _pull(policy: str) -> Any:
+    return {"IF_NOT_PRESENT": "missing", "ALWAYS": "always", "NEVER": "never"}[policy]
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _json(value: object) -> str:
+    import json
+
+    return json.dumps(value, separators=(",", ":"))

@@ -1,0 +1,255 @@
+"""The Kestra task types this tool runs: their properties, and the model each compiles to."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from runner.formats.schema import Spec
+
+LOG = "io.kestra.plugin.core.log.Log"
+FAIL = "io.kestra.plugin.core.execution.Fail"
+SLEEP = "io.kestra.plugin.core.flow.Sleep"
+ASSERT = "io.kestra.plugin.core.execution.Assert"
+RETURN = "io.kestra.plugin.core.debug.Return"
+SEQUENTIAL = "io.kestra.plugin.core.flow.Sequential"
+PARALLEL = "io.kestra.plugin.core.flow.Parallel"
+DOCKER_RUN = "io.kestra.plugin.docker.cli.Run"
+DOCKER_STOP = "io.kestra.plugin.docker.cli.Stop"
+SHELL_COMMANDS = "io.kestra.plugin.scripts.shell.Commands"
+REDIS_SET = "io.kestra.plugin.redis.string.Set"
+REDIS_GET = "io.kestra.plugin.redis.string.Get"
+REDIS_DELETE = "io.kestra.plugin.redis.string.Delete"
+
+ALIASES = {
+    "io.kestra.core.tasks.log.Log": LOG,
+    "io.kestra.core.tasks.executions.Fail": FAIL,
+    "io.kestra.core.tasks.flows.Sleep": SLEEP,
+    "io.kestra.core.tasks.executions.Assert": ASSERT,
+    "io.kestra.core.tasks.debugs.Return": RETURN,
+    "io.kestra.core.tasks.flows.Sequential": SEQUENTIAL,
+    "io.kestra.core.tasks.flows.Parallel": PARALLEL,
+    "io.kestra.plugin.docker.Run": DOCKER_RUN,
+    "io.kestra.plugin.docker.Stop": DOCKER_STOP,
+    "io.kestra.core.tasks.scripts.Bash": SHELL_COMMANDS,
+    "io.kestra.plugin.redis.Set": REDIS_SET,
+    "io.kestra.plugin.redis.Get": REDIS_GET,
+    "io.kestra.plugin.redis.Delete": REDIS_DELETE,
+}
+
+
+class RetrySpec(Spec):
+    type: Literal["constant", "exponential", "random"] = "constant"
+    max_attempts: int | None = Field(default=None, alias="maxAttempts", ge=1)
+    max_attempt: int | None = Field(default=None, alias="maxAttempt", ge=1)
+    max_duration: str | None = Field(default=None, alias="maxDuration")
+    interval: str | None = None
+    max_interval: str | None = Field(default=None, alias="maxInterval")
+    min_interval: str | None = Field(default=None, alias="minInterval")
+    delay_factor: float | None = Field(default=None, alias="delayFactor")
+    warning_on_retry: bool = Field(default=False, alias="warningOnRetry")
+    behavior: str | None = None
+
+
+class TaskSpec(Spec):
+    """The properties every task has."""
+
+    id: str
+    type: str
+    description: str | None = None
+    timeout: str | None = None
+    retry: RetrySpec | None = None
+    allow_failure: bool = Field(default=False, alias="allowFailure")
+    allow_warning: bool = Field(default=False, alias="allowWarning")
+    disabled: bool = False
+    run_if: str | None = Field(default=None, alias="runIf")
+    log_level: str | None = Field(default=None, alias="logLevel")
+    log_to_file: bool | None = Field(default=None, alias="logToFile")
+    worker_group: Any = Field(default=None, alias="workerGroup")
+    version: str | None = None
+
+    @field_validator("run_if", "timeout", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        return str(value).lower() if isinstance(value, bool) else value
+
+
+class LogSpec(TaskSpec):
+    message: str | list[str] | None = None
+    level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] = "INFO"
+
+
+class FailSpec(TaskSpec):
+    error_message: str = Field(default="Task failure", alias="errorMessage")
+    condition: str | None = None
+
+    _condition = field_validator("condition", mode="before")(TaskSpec._text.__func__)  # type: ignore[attr-defined]
+
+
+class SleepSpec(TaskSpec):
+    duration: str
+
+
+class AssertSpec(TaskSpec):
+    conditions: list[str] = Field(min_length=1)
+    error_message: str | None = Field(default=None, alias="errorMessage")
+
+    @field_validator("conditions", mode="before")
+    @classmethod
+    def _conditions(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [str(item).lower() if isinstance(item, bool) else item for item in value]
+        return value
+
+
+class ReturnSpec(TaskSpec):
+    format: str = ""
+
+
+class FlowableSpec(TaskSpec):
+    tasks: list[dict[str, Any]] = Field(default_factory=list)
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+    finally_: list[dict[str, Any]] = Field(default_factory=list, alias="finally")
+
+
+class ParallelSpec(FlowableSpec):
+    tasks: list[dict[str, Any]] = Field(min_length=1)
+    concurrent: int = Field(default=0, ge=0)
+
+
+class MemorySpec(Spec):
+    memory: str | int | None = None
+    memory_swap: str | int | None = Field(default=None, alias="memorySwap")
+    memory_swappiness: int | None = Field(default=None, alias="memorySwappiness")
+    memory_reservation: str | int | None = Field(default=None, alias="memoryReservation")
+    kernel_memory: str | int | None = Field(default=None, alias="kernelMemory")
+    oom_kill_disable: bool | None = Field(default=None, alias="oomKillDisable")
+
+
+class CpuSpec(Spec):
+    cpus: float | None = None
+
+
+class CredentialsSpec(Spec):
+    registry: str | None = None
+    username: str | None = None
+    password: str | None = None
+    registry_token: str | None = Field(default=None, alias="registryToken")
+    identity_token: str | None = Field(default=None, alias="identityToken")
+    auth: str | None = None
+
+
+def _string_list(cls: Any, value: Any) -> Any:
+    """`commands: "echo hi"` means a one-item list."""
+    return [value] if isinstance(value, str) else value
+
+
+class DockerRunSpec(TaskSpec):
+    container_image: str = Field(alias="containerImage")
+    commands: list[str] = Field(default_factory=list)
+    entry_point: list[str] = Field(default_factory=list, alias="entryPoint")
+    env: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    wait: bool = True
+    port_bindings: list[str] = Field(default_factory=list, alias="portBindings")
+    volumes: list[str] = Field(default_factory=list)
+    network_mode: str | None = Field(default=None, alias="networkMode")
+    pull_policy: Literal["IF_NOT_PRESENT", "ALWAYS", "NEVER"] = Field(
+        default="IF_NOT_PRESENT", alias="pullPolicy"
+    )
+    user: str | None = None
+    memory: MemorySpec | None = None
+    cpu: CpuSpec | None = None
+    extra_hosts: list[str] = Field(default_factory=list, alias="extraHosts")
+    credentials: CredentialsSpec | None = None
+    host: str | None = None
+    config: Any = None
+    privileged: bool = False
+    shm_size: str | None = Field(default=None, alias="shmSize")
+    input_files: Any = Field(default=None, alias="inputFiles")
+    output_files: list[str] | None = Field(default=None, alias="outputFiles")
+    namespace_files: Any = Field(default=None, alias="namespaceFiles")
+    warning_on_std_err: bool | None = Field(default=None, alias="warningOnStdErr")
+    delete: bool = True
+
+    _commands = field_validator("commands", "entry_point", mode="before")(_string_list)
+
+
+class DockerStopSpec(TaskSpec):
+    container_id: str = Field(alias="containerId")
+    kill: bool = False
+    delete: bool = True
+    host: str | None = None
+    config: Any = None
+    credentials: CredentialsSpec | None = None
+
+
+class TaskRunnerSpec(Spec):
+    type: str = "io.kestra.plugin.scripts.runner.docker.Docker"
+    pull_policy: Literal["IF_NOT_PRESENT", "ALWAYS", "NEVER"] = Field(default="ALWAYS", alias="pullPolicy")
+    entry_point: list[str] | None = Field(default=None, alias="entryPoint")
+    network_mode: str | None = Field(default=None, alias="networkMode")
+    user: str | None = None
+    memory: MemorySpec | None = None
+    cpu: CpuSpec | None = None
+    credentials: CredentialsSpec | None = None
+    volumes: list[str] = Field(default_factory=list)
+    delete: bool = True
+    wait: bool = True
+
+
+class ShellCommandsSpec(TaskSpec):
+    commands: list[str] = Field(min_length=1)
+    before_commands: list[str] = Field(default_factory=list, alias="beforeCommands")
+    container_image: str = Field(default="ubuntu", alias="containerImage")
+    task_runner: TaskRunnerSpec | None = Field(default=None, alias="taskRunner")
+    interpreter: list[str] = Field(default_factory=lambda: ["/bin/sh", "-c"])
+    env: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    fail_fast: bool = Field(default=True, alias="failFast")
+    target_os: str | None = Field(default=None, alias="targetOS")
+    input_files: Any = Field(default=None, alias="inputFiles")
+    output_files: list[str] | None = Field(default=None, alias="outputFiles")
+    namespace_files: Any = Field(default=None, alias="namespaceFiles")
+    warning_on_std_err: bool | None = Field(default=None, alias="warningOnStdErr")
+    docker: TaskRunnerSpec | None = None
+
+    _commands = field_validator("commands", "before_commands", mode="before")(_string_list)
+
+
+class RedisSpec(TaskSpec):
+    url: str
+    serde_type: Literal["STRING", "JSON"] = Field(default="STRING", alias="serdeType")
+
+
+class RedisSetSpec(RedisSpec):
+    key: str
+    value: Any
+    get: bool = False
+    options: dict[str, Any] | None = None
+
+
+class RedisGetSpec(RedisSpec):
+    key: str
+    failed_on_missing: bool = Field(default=False, alias="failedOnMissing")
+
+
+class RedisDeleteSpec(RedisSpec):
+    keys: list[str] = Field(min_length=1)
+    failed_on_missing: bool = Field(default=False, alias="failedOnMissing")
+
+
+SPECS: dict[str, type[TaskSpec]] = {
+    LOG: LogSpec,
+    FAIL: FailSpec,
+    SLEEP: SleepSpec,
+    ASSERT: AssertSpec,
+    RETURN: ReturnSpec,
+    SEQUENTIAL: FlowableSpec,
+    PARALLEL: ParallelSpec,
+    DOCKER_RUN: DockerRunSpec,
+    DOCKER_STOP: DockerStopSpec,
+    SHELL_COMMANDS: ShellCommandsSpec,
+    REDIS_SET: RedisSetSpec,
+    REDIS_GET: RedisGetSpec,
+    REDIS_DELETE: RedisDeleteSpec,
+}
