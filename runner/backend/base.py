@@ -95,6 +95,10 @@ class Backend(Protocol):
 
     def wait(self, container_id: str) -> int: ...
 
+    def last_lines(self, container_id: str, count: int) -> list[str]:
+        """The last `count` lines a container wrote, read at once (not streamed)."""
+        ...
+
     def state(self, container_id: str) -> ContainerState: ...
 
     def published_ports(self, container_id: str) -> dict[int, tuple[str, int]]:

@@ -155,6 +155,10 @@ class DockerBackend:
         except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
             raise _engine_down(exc) from exc
 
+    def last_lines(self, container_id: str, count: int) -> list[str]:
+        output = _call(lambda: self.api.logs(container_id, stream=False, follow=False, tail=count))
+        return bytes(output).decode("utf-8", errors="replace").splitlines()
+
     def wait(self, container_id: str) -> int:
         result = _call(lambda: self.api.wait(container_id, timeout=None))
         return int(result.get("StatusCode", -1))
