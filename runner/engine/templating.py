@@ -6,9 +6,8 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
-from runner.expressions import ExpressionError, is_truthy, render
-
 from runner.errors import RunnerError
+from runner.expressions import ExpressionError, is_truthy, render
 from runner.model import Action, ContainerRun, Step, StopAction, Templating
 
 # fields that hold no expressions: the kind of an action, and values already parsed into numbers
