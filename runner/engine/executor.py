@@ -106,19 +106,45 @@ class Executor:
         self.artifacts = ArtifactStore(ledger.directory / "artifacts" / self.run_id)
         self.deadline: float | None = None
         self.paused = False
+        self.session_lease: Lease | None = None
         self.templates = RunTemplates(pipeline.templating, self.run_id) if pipeline.templating else None
 
     # the run
 
     def run(self) -> RunResult:
+        lease = self._begin()
+        self.interrupts.install()
+        try:
+            return self._complete(lease, self._phases)
+        finally:
+            self.interrupts.restore()
+
+    def start_services(self) -> bool:
+        """Start the pipeline's services and leave them running; True when every one is ready.
+        `stop_services` ends the run, whatever happened."""
+        self.session_lease = self._begin()
+        try:
+            self._before_work(self.session_lease)
+            self._prepare_run()
+            return not self._run_block(Block.SERVICES, self.pipeline.services)
+        except BaseException:
+            self.stop_services()
+            raise
+
+    def stop_services(self) -> RunResult:
+        return self._complete(self.session_lease, lambda lease: None)
+
+    def _begin(self) -> Lease | None:
         # recorded first: a run the ledger cannot record must not start unguarded
         self.ledger.start_run(self.run_id, self.pipeline.name, str(self.pipeline.source), str(self.owner))
         lease = Lease(self.run_id) if self.options.lease else None
-        self.interrupts.install()
         self.reporter.run_started(self.pipeline, self.run_id)
+        return lease
+
+    def _complete(self, lease: Lease | None, work: Callable[[Lease | None], None]) -> RunResult:
         try:
             try:
-                self._phases(lease)
+                work(lease)
             finally:
                 resources = self._finish()
         except BaseException:
@@ -127,8 +153,6 @@ class Executor:
             if lease is not None:
                 lease.abandon()  # the reaper removes what this process could not
             raise
-        finally:
-            self.interrupts.restore()
         if lease is not None:
             lease.release()
         result = self._result(resources)
@@ -150,12 +174,15 @@ class Executor:
             else (Block.SERVICES, Block.STEPS),
         )
 
-    def _phases(self, lease: Lease | None) -> None:
+    def _before_work(self, lease: Lease | None) -> None:
         if self.options.sweep_dead_runs:
             self._sweep_dead_runs()
         if lease is not None:
             lease.wait_ready()
         self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def _phases(self, lease: Lease | None) -> None:
+        self._before_work(lease)
         failed = self._main_phase()
         if failed and not self.interrupts.interrupted:
             self._run_block(Block.ERRORS, self.pipeline.errors)

@@ -104,7 +104,7 @@ class PipelineSpec(Spec):
     image: str | None = None
     env: dict[str, Scalar] = Field(default_factory=dict)
     services: dict[str, ServiceSpec] = Field(default_factory=dict)
-    steps: list[StepSpec] = Field(min_length=1)
+    steps: list[StepSpec] = Field(default_factory=list)
     errors: list[StepSpec] = Field(default_factory=list)
     finally_: list[StepSpec] = Field(default_factory=list, alias="finally")
     timeout: float | None = None
@@ -119,7 +119,20 @@ def load(document: Document, source: Path, options: LoadOptions) -> Pipeline:
     if not isinstance(document.data, dict):
         raise document.error((), "a pipeline file is a mapping with a `steps:` list", "start with `steps:`")
     spec = validate(document, PipelineSpec)
+    if not spec.steps:
+        raise document.error((), "missing required key 'steps' in the top level", "add `steps:`")
     return _Compiler(document, spec, source).compile()
+
+
+def load_services(document: Document, source: Path) -> Pipeline:
+    """Only the services of a file: a whole pipeline file, or one that holds just `services:`."""
+    if not isinstance(document.data, dict) or not isinstance(document.data.get("services"), dict):
+        raise document.error(
+            (), "expected a mapping with a `services:` block", "add `services:` with one entry each"
+        )
+    spec = validate(document, PipelineSpec)
+    compiled = _Compiler(document, spec, source).compile()
+    return compiled.model_copy(update={"steps": (), "errors": (), "finally_": ()})
 
 
 class _Compiler:
