@@ -234,21 +234,32 @@ def cleanup(
     caches: Annotated[
         bool, typer.Option("--caches", help="Also remove the caches kept between runs.")
     ] = False,
+    label: Annotated[
+        list[str] | None,
+        typer.Option("--label", help="Resources of any tool with this label: KEY=VALUE or KEY (repeatable)."),
+    ] = None,
+    compose: Annotated[
+        list[str] | None, typer.Option("--compose", help="Resources of this docker compose project.")
+    ] = None,
+    exited: Annotated[bool, typer.Option("--exited", help="Only containers that are not running.")] = False,
     no_color: NoColor = False,
 ) -> None:
-    """Remove what earlier runs left behind (only resources with runner's labels)."""
+    """Remove leaked containers, networks and volumes: those of dead runs, or any tool's with --label or
+    --compose. Nothing that matches no filter is ever touched."""
+    from runner.commands.cleanup import CleanupRequest
     from runner.commands.cleanup import cleanup as cleanup_command
 
-    _execute(
-        lambda: cleanup_command(
-            _console(no_color),
-            dry_run=dry_run,
-            run_id=run_id,
-            older_than=older_than,
-            everything=everything,
-            caches=caches,
-        )
+    request = CleanupRequest(
+        dry_run=dry_run,
+        run_id=run_id,
+        older_than=older_than,
+        everything=everything,
+        caches=caches,
+        labels=label or [],
+        compose=compose or [],
+        exited=exited,
     )
+    _execute(lambda: cleanup_command(_console(no_color), request))
 
 
 @app.command()

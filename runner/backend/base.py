@@ -44,6 +44,11 @@ class Resource:
     created: float  # seconds since the epoch
     status: str = ""
     image: str = ""
+    size: int | None = None  # bytes it holds on disk, when asked for
+
+    @property
+    def running(self) -> bool:
+        return self.kind == "container" and self.status.startswith(("Up", "Restarting"))
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,7 @@ class Backend(Protocol):
         """Remove a resource (a container by force, with its anonymous volumes); False if it was gone."""
         ...
 
-    def list_resources(self, kind: ResourceKind, label: str) -> list[Resource]:
-        """Every resource of `kind` that carries `label` (a key, or key=value)."""
+    def list_resources(self, kind: ResourceKind, label: str, *, sizes: bool = False) -> list[Resource]:
+        """Every resource of `kind` that carries `label` (a key, or key=value); with `sizes`, what each holds
+        on disk (slower: the engine measures it)."""
         ...

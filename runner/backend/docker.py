@@ -220,9 +220,9 @@ class DockerBackend:
                 time.sleep(BUSY_PAUSE)
         return False
 
-    def list_resources(self, kind: ResourceKind, label: str) -> list[Resource]:
+    def list_resources(self, kind: ResourceKind, label: str, *, sizes: bool = False) -> list[Resource]:
         if kind == "container":
-            rows = _call(lambda: self.api.containers(all=True, filters={"label": label}))
+            rows = _call(lambda: self.api.containers(all=True, filters={"label": label}, size=sizes))
             return [
                 Resource(
                     kind=kind,
@@ -232,6 +232,7 @@ class DockerBackend:
                     created=float(row.get("Created", 0)),
                     status=str(row.get("Status", "")),
                     image=str(row.get("Image", "")),
+                    size=int(row["SizeRw"]) if sizes and row.get("SizeRw") is not None else None,
                 )
                 for row in rows
             ]
@@ -244,12 +245,26 @@ class DockerBackend:
                 for row in rows
             ]
         rows = _call(lambda: self.api.volumes(filters={"label": label})).get("Volumes") or []
+        measured = self._volume_sizes() if sizes and rows else {}
         return [
             Resource(
-                kind, row["Name"], row["Name"], row.get("Labels") or {}, _timestamp(row.get("CreatedAt"))
+                kind,
+                row["Name"],
+                row["Name"],
+                row.get("Labels") or {},
+                _timestamp(row.get("CreatedAt")),
+                size=measured.get(row["Name"]),
             )
             for row in rows
         ]
+
+    def _volume_sizes(self) -> dict[str, int]:
+        volumes = _call(self.api.df).get("Volumes") or []
+        return {
+            row["Name"]: int(row["UsageData"]["Size"])
+            for row in volumes
+            if (row.get("UsageData") or {}).get("Size", -1) >= 0
+        }
 
 
 def _busy(message: str) -> bool:
