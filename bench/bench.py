@@ -9,6 +9,9 @@
    bitbucket-pipeline-runner (bench/peer: its own venv and the offline stand-ins of its helper images),
    alternated; the ratio runner/peer per round, and each tool's exit code on a failing variant.
    Target: at most 0.8, with the right exit code where the peer's is wrong.
+4. Removing a leak of 100 labelled containers, 20 networks and 20 volumes: `runner cleanup` against a
+   sequential `docker rm -f` loop (then `docker network rm`, `docker volume rm`), alternated on fresh
+   leaks. Target: at most 0.3.
 """
 
 from __future__ import annotations
@@ -125,11 +128,81 @@ def peer_comparison() -> None:
         backend.remove("volume", volume.id)
 
 
+LEAK_CONTAINERS, LEAK_NETWORKS, LEAK_VOLUMES = 100, 20, 20
+
+
+def make_leak(run_id: str) -> tuple[list[str], list[str], list[str]]:
+    """A dead run's leftovers, created concurrently: running containers, networks and volumes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import docker
+
+    api = docker.from_env().api
+    labels = {"dev.runner.run-id": run_id, "dev.runner.owner": "bench/1/0", "dev.runner.pipeline": "bench"}
+
+    def container(index: int) -> str:
+        host_config = api.create_host_config(init=True)
+        created = api.create_container(
+            BUSYBOX,
+            command=["sleep", "600"],
+            labels=labels,
+            name=f"leak-{run_id}-{index}",
+            host_config=host_config,
+        )
+        api.start(created["Id"])
+        return str(created["Id"])
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        containers = list(pool.map(container, range(LEAK_CONTAINERS)))
+        networks = list(
+            pool.map(
+                lambda i: str(api.create_network(f"leak-{run_id}-{i}", labels=labels)["Id"]),
+                range(LEAK_NETWORKS),
+            )
+        )
+        volumes = list(
+            pool.map(
+                lambda i: str(api.create_volume(f"leak-{run_id}-{i}", labels=labels)["Name"]),
+                range(LEAK_VOLUMES),
+            )
+        )
+    return containers, networks, volumes
+
+
+def cleanup_comparison() -> None:
+    import secrets
+
+    runner_times, loop_times, ratios = [], [], []
+    for _ in range(3):
+        run_id = secrets.token_hex(5)
+        make_leak(run_id)
+        runner_times.append(timed([sys.executable, "-m", "runner", "cleanup", "--run", run_id]))
+        containers, networks, volumes = make_leak(secrets.token_hex(5))
+        loop = "; ".join(
+            [f"docker rm -f {c} >/dev/null" for c in containers]
+            + [f"docker network rm {n} >/dev/null" for n in networks]
+            + [f"docker volume rm {v} >/dev/null" for v in volumes]
+        )
+        loop_times.append(timed(["bash", "-c", loop]))
+        ratios.append(runner_times[-1] / loop_times[-1])
+    print(
+        f"removing {LEAK_CONTAINERS} running containers, {LEAK_NETWORKS} networks, {LEAK_VOLUMES} volumes "
+        "(3 alternated rounds on fresh leaks):"
+    )
+    print(f"  runner cleanup          {statistics.median(runner_times):6.2f} s")
+    print(f"  sequential docker rm -f {statistics.median(loop_times):6.2f} s")
+    print(
+        f"  ratio runner/loop: median {statistics.median(ratios):.3f} "
+        f"(min {min(ratios):.3f}, max {max(ratios):.3f}; target <= 0.3)"
+    )
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         step_overhead(Path(directory))
         teardown_time(Path(directory))
     peer_comparison()
+    cleanup_comparison()
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from runner.errors import EngineUnavailable, ImageUnavailable, ResourceGone, Run
 
 T = TypeVar("T")
 
-BUSY_RETRIES = 20
+BUSY_RETRIES = 60  # a network or volume may wait for its containers to go
 BUSY_PAUSE = 0.25
 
 
