@@ -6,6 +6,11 @@
 #   runner/base:bookworm    images/base/build.sh     (debootstrap + docker import)
 #   runner/busybox:latest   images/busybox/build.sh  (busybox-static + docker import)
 #   runner/redis:bookworm   images/redis/Dockerfile  (FROM runner/base:bookworm)
+#   runner/postgres:bookworm images/postgres/Dockerfile (FROM runner/base:bookworm)
+#   runner/reaper:latest    images/reaper/Dockerfile (FROM runner/base:bookworm, runner/teardown/ryuk.py)
+#
+# runner/reaper:latest is also rebuilt when ryuk.py or its Dockerfile changed: the image carries their
+# hash in the label dev.runner.source-hash.
 set -euo pipefail
 
 top="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,12 +22,17 @@ die() { printf 'images: error: %s\n' "$*" >&2; exit 1; }
 
 # ensure NAME COMMAND...: run COMMAND to build NAME unless NAME exists.
 ensure() {
-    local name="$1" started log
-    shift
-    if docker image inspect "$name" >/dev/null 2>&1; then
-        printf 'images: %-24s present\n' "$name"
+    if docker image inspect "$1" >/dev/null 2>&1; then
+        printf 'images: %-24s present\n' "$1"
         return 0
     fi
+    build "$@"
+}
+
+# build NAME COMMAND...: run COMMAND, which builds NAME, with its output in a log shown on failure.
+build() {
+    local name="$1" started log
+    shift
     started=$SECONDS
     log="$(mktemp "${TMPDIR:-/tmp}/runner-image.XXXXXX")"
     if ! "$@" >"$log" 2>&1 </dev/null; then
@@ -39,3 +49,34 @@ ensure runner/busybox:latest "${top}/images/busybox/build.sh" runner/busybox:lat
 # The Dockerfile needs nothing beyond the classic builder, which every engine has.
 ensure runner/redis:bookworm \
     env DOCKER_BUILDKIT=0 docker build --force-rm -t runner/redis:bookworm "${top}/images/redis"
+ensure runner/postgres:bookworm \
+    env DOCKER_BUILDKIT=0 docker build --force-rm -t runner/postgres:bookworm "${top}/images/postgres"
+
+# build_reaper HASH: build from a context holding only the Dockerfile and ryuk.py, so that the image
+# does not depend on the rest of the working tree and the context sent to the engine stays tiny.
+build_reaper() {
+    local context status=0
+    context="$(mktemp -d "${TMPDIR:-/tmp}/runner-reaper.XXXXXX")"
+    cp "${top}/images/reaper/Dockerfile" "${top}/images/reaper/listen.c" "${top}/runner/teardown/ryuk.py" "$context/"
+    env DOCKER_BUILDKIT=0 docker build --force-rm --label "dev.runner.source-hash=$1" \
+        -t runner/reaper:latest "$context" || status=$?
+    rm -rf "$context"
+    return "$status"
+}
+
+reaper_hash="$(cat "${top}/images/reaper/Dockerfile" "${top}/images/reaper/listen.c" "${top}/runner/teardown/ryuk.py" | sha256sum | cut -c1-16)"
+reaper_built="$(docker image inspect -f '{{.Id}} {{index .Config.Labels "dev.runner.source-hash"}}' \
+    runner/reaper:latest 2>/dev/null || true)"
+if [[ "${reaper_built#* }" == "$reaper_hash" ]]; then
+    printf 'images: %-24s present\n' runner/reaper:latest
+else
+    if [[ -n "$reaper_built" ]]; then
+        printf 'images: %-24s out of date (sources changed)\n' runner/reaper:latest
+    fi
+    build runner/reaper:latest build_reaper "$reaper_hash"
+    # The old image lost its tag; it stays only while a container still uses it.
+    if [[ -n "$reaper_built" && "${reaper_built%% *}" != "$(docker image inspect -f '{{.Id}}' runner/reaper:latest)" ]]
+    then
+        docker rmi "${reaper_built%% *}" >/dev/null 2>&1 || true
+    fi
+fi

@@ -258,7 +258,7 @@ def test_env_options_and_the_image_map_in_runner_toml(cli: Cli, write: Write, tm
 @pytest.mark.docker
 def test_a_run_first_removes_what_dead_runs_left(cli: Cli, write: Write) -> None:
     path = write(LONG_STEP)
-    process = start_runner(path)
+    process = start_runner(path, "--keep")  # guarded by the watchdog process, killed below with the runner
     _, dead_run = read_until(process, "long-running")
     reaper = subprocess.run(
         ["pgrep", "-f", f"runner.teardown.reaper {dead_run}"], capture_output=True, text=True

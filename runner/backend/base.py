@@ -30,6 +30,7 @@ class ContainerSpec:
     user: str | None = None
     memory: int | None = None
     cpus: float | None = None
+    auto_remove: bool = False  # the engine removes it when it exits
     extra_hosts: Mapping[str, str] = field(default_factory=dict)
 
 

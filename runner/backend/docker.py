@@ -104,6 +104,7 @@ class DockerBackend:
             port_bindings={f"{p.container_port}/{p.protocol}": (p.host_ip, p.host_port) for p in spec.ports},
             mem_limit=spec.memory,
             nano_cpus=int(spec.cpus * 1e9) if spec.cpus else None,
+            auto_remove=spec.auto_remove,
             extra_hosts=(dict(spec.extra_hosts) or None) if not spec.join else None,
         )
         networking = None

@@ -241,8 +241,8 @@ def _await_ready(
         state = backend.state(container_id)
         if not state.running:
             pump.join(timeout=2)
-            # the stream may have attached as the container exited and seen nothing: ask the engine
-            lines = pump.tail[-10:] or [context.mask(line) for line in backend.last_lines(container_id, 10)]
+            # the engine's log is complete once the container has exited; the stream may have missed lines
+            lines = [context.mask(line) for line in backend.last_lines(container_id, 10)] or pump.tail[-10:]
             last = "\n".join(lines)
             message = f"exited with code {state.exit_code} before it was ready"
             return Outcome(

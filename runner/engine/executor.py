@@ -25,9 +25,9 @@ from runner.errors import ImageUnavailable, ResourceGone, RunnerError
 from runner.model import WORKSPACE, ContainerRun, Group, Mount, Node, PipeCall, Pipeline, Step, StopAction
 from runner.teardown.labels import PREFIX, Owner
 from runner.teardown.leaks import LeakFilter, find_leaks, remove_runs
+from runner.teardown.lease import GuardedLease
 from runner.teardown.ledger import Ledger
 from runner.teardown.manager import TeardownManager
-from runner.teardown.reaper import Lease
 
 DOCKER_SOCKET = "/var/run/docker.sock"
 CACHE_LABEL = PREFIX + "cache"
@@ -106,7 +106,7 @@ class Executor:
         self.artifacts = ArtifactStore(ledger.directory / "artifacts" / self.run_id)
         self.deadline: float | None = None
         self.paused = False
-        self.session_lease: Lease | None = None
+        self.session_lease: GuardedLease | None = None
         self.templates = RunTemplates(pipeline.templating, self.run_id) if pipeline.templating else None
 
     # the run
@@ -134,14 +134,19 @@ class Executor:
     def stop_services(self) -> RunResult:
         return self._complete(self.session_lease, lambda lease: None)
 
-    def _begin(self) -> Lease | None:
+    def _begin(self) -> GuardedLease | None:
         # recorded first: a run the ledger cannot record must not start unguarded
         self.ledger.start_run(self.run_id, self.pipeline.name, str(self.pipeline.source), str(self.owner))
-        lease = Lease(self.run_id) if self.options.lease else None
+        # a kept run must outlive its runner: only the process watchdog can be told so ("done")
+        lease = (
+            GuardedLease(self.backend, self.run_id, prefer_container=not self.options.keep)
+            if (self.options.lease)
+            else None
+        )
         self.reporter.run_started(self.pipeline, self.run_id)
         return lease
 
-    def _complete(self, lease: Lease | None, work: Callable[[Lease | None], None]) -> RunResult:
+    def _complete(self, lease: GuardedLease | None, work: Callable[[GuardedLease | None], None]) -> RunResult:
         try:
             try:
                 work(lease)
@@ -174,14 +179,14 @@ class Executor:
             else (Block.SERVICES, Block.STEPS),
         )
 
-    def _before_work(self, lease: Lease | None) -> None:
+    def _before_work(self, lease: GuardedLease | None) -> None:
         if self.options.sweep_dead_runs:
             self._sweep_dead_runs()
         if lease is not None:
             lease.wait_ready()
         self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
 
-    def _phases(self, lease: Lease | None) -> None:
+    def _phases(self, lease: GuardedLease | None) -> None:
         self._before_work(lease)
         failed = self._main_phase()
         if failed and not self.interrupts.interrupted:

@@ -195,7 +195,7 @@ def test_a_service_that_exits_fails_with_its_output(write: Write) -> None:
     """)
     result, _ = run_file(path)
     assert statuses(result) == {"svc": S.FAILED, "use": S.SKIPPED, "last": S.SUCCESS}
-    assert "cannot start" in result.results[0].message
+    assert "cannot start" in result.results[0].message, result.results[0].message
     assert result.results[0].exit_code == 4
 
 
