@@ -14,7 +14,7 @@ test: venv images
 	$(BIN)/pytest
 
 lint: venv
-	$(BIN)/ruff check runner tests bench
+	$(BIN)/ruff check runner tests bench examples
 	$(BIN)/mypy
 
 bench: venv images

@@ -129,3 +129,16 @@ def test_runner_keep_keeps_the_services_and_says_how_to_remove_them(pytester: py
             [sys.executable, "-m", "runner", "cleanup", "--run", run_id], capture_output=True, check=False
         )
     assert labelled_of(run_id) == []
+
+
+def test_the_copyable_example_runs_against_real_redis_and_postgres() -> None:
+    root = Path(__file__).parents[1]
+    completed = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "examples/test_with_services.py"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "2 passed" in completed.stdout
