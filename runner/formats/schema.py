@@ -30,12 +30,12 @@ def validate(document: Document, spec: type[SpecT], data: Any = None, loc: Loc =
     except ValidationError as exc:
         # a misspelt key explains the "missing" error it causes, so it comes first
         errors = sorted(exc.errors(), key=lambda error: error["type"] != "extra_forbidden")
-        problems = [_problem(document, spec, loc, error) for error in errors[:MAX_REPORTED]]
+        problems = [_problem(document, spec, loc, error, value) for error in errors[:MAX_REPORTED]]
         raise InputError.collect(problems) from None
 
 
-def _problem(document: Document, spec: type[BaseModel], base: Loc, error: Any) -> InputError:
-    loc: Loc = (*base, *_data_loc(error["loc"]))
+def _problem(document: Document, spec: type[BaseModel], base: Loc, error: Any, data: Any) -> InputError:
+    loc: Loc = (*base, *_data_loc(data, error["loc"], missing=error["type"] == "missing"))
     kind = error["type"]
     shown = ".".join(str(part) for part in loc) or "the document"
     if kind == "extra_forbidden":
@@ -56,11 +56,24 @@ def _problem(document: Document, spec: type[BaseModel], base: Loc, error: Any) -
     return document.error(loc, f"{shown}: {message}{suffix}", hint)
 
 
-def _data_loc(loc: tuple[Any, ...]) -> Loc:
-    # pydantic adds the name of a union member or a validator to the path; data keys never contain '['.
-    return tuple(
-        part for part in loc if not (isinstance(part, str) and ("[" in part or part.startswith("function-")))
-    )
+def _data_loc(data: Any, loc: tuple[Any, ...], *, missing: bool) -> Loc:
+    """The part of pydantic's error path that names places in the data: pydantic also puts the names of
+    union members and validators in it. A missing key is kept as the last part."""
+    path: list[str | int] = []
+    current = data
+    for index, part in enumerate(loc):
+        if _holds(current, part):
+            current = current[part]
+        elif not (missing and index == len(loc) - 1):
+            continue
+        path.append(part)
+    return tuple(path)
+
+
+def _holds(container: Any, part: Any) -> bool:
+    if isinstance(container, dict):
+        return part in container
+    return isinstance(container, list) and isinstance(part, int) and 0 <= part < len(container)
 
 
 def _parent(loc: Loc) -> str:

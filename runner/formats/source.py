@@ -22,6 +22,7 @@ from runner.errors import InputError, Position
 Loc = tuple[str | int, ...]
 
 MAX_NODES = 200_000
+MAX_BYTES = 16 * 1024 * 1024
 MERGE_TAG = "tag:yaml.org,2002:merge"
 TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 
@@ -52,6 +53,13 @@ class Document:
 
 def load_file(path: Path) -> Document:
     try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise InputError(
+                f"the file has {size} bytes; a pipeline file may have at most {MAX_BYTES}",
+                "split it, or check that this is the pipeline file",
+                Position(str(path), 1, 1),
+            )
         raw = path.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}", "check the path and its permissions") from exc
@@ -81,9 +89,18 @@ def load_text(text: str, path: str) -> Document:
         ) from exc
     except yaml.YAMLError as exc:
         raise InputError(f"YAML error: {exc}", None, Position(path, 1, 1)) from exc
+    except RecursionError as exc:
+        raise InputError(
+            "the document nests too deeply to read", "flatten the nesting", Position(path, 1, 1)
+        ) from exc
     document = Document(path=path, data=None)
     if root is not None:
-        document.data = _Converter(document).convert(root, ())
+        try:
+            document.data = _Converter(document).convert(root, ())
+        except RecursionError as exc:
+            raise InputError(
+                "the document nests too deeply to read", "flatten the nesting", Position(path, 1, 1)
+            ) from exc
     return document
 
 
