@@ -42,8 +42,12 @@ class ArtifactStore:
         self.directory = directory
         self.lock = threading.Lock()
 
-    def collect(self, backend: Backend, container_id: str, workdir: str, globs: tuple[str, ...]) -> list[str]:
-        """Copy the files under `workdir` that match `globs` out of the container; returns their paths."""
+    def collect(
+        self, backend: Backend, container_id: str, workdir: str, globs: tuple[str, ...]
+    ) -> tuple[list[str], list[str]]:
+        """Copy the files under `workdir` that match `globs` out of the container: the paths kept, and
+        those refused (links that point outside the directory, special files)."""
+        refused: list[str] = []
         reader = io.BufferedReader(_ChunkReader(backend.get_archive(container_id, workdir)))
         collected: list[str] = []
         with self.lock, tarfile.open(fileobj=reader, mode="r|") as stream:
@@ -56,9 +60,13 @@ class ArtifactStore:
                 target = self.directory / relative
                 if target.is_dir() and not target.is_symlink():
                     shutil.rmtree(target)
-                stream.extract(member, self.directory, filter="data")
+                try:
+                    stream.extract(member, self.directory, filter="data")
+                except tarfile.FilterError:
+                    refused.append(relative)
+                    continue
                 collected.append(relative)
-        return collected
+        return collected, refused
 
     def archive(self, prefix: str) -> bytes | None:
         """A tar of every artifact under `prefix`, or None when there is none."""

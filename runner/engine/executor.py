@@ -499,9 +499,15 @@ class Executor:
             outcome = run_container(step, action, image, self.teardown.name(step.id), context, timeout)
         if action.artifacts and outcome.container_id and action.workdir:
             try:
-                self.artifacts.collect(
+                _, refused = self.artifacts.collect(
                     self.backend, outcome.container_id, action.workdir, action.artifacts.paths
                 )
+                for path in refused:
+                    self.reporter.notice(
+                        f"{step.name}: artifact '{path}' is not kept: it links outside the directory or is "
+                        "not a plain file",
+                        warning=True,
+                    )
             except RunnerError as exc:
                 self.reporter.notice(f"{step.name}: could not collect artifacts: {exc.message}", warning=True)
         if action.detach and outcome.status is not StepStatus.SUCCESS:

@@ -404,6 +404,11 @@ def test_step_options_compile_to_the_model(tmp_path: Path) -> None:
         ),
         ("pipelines:\n  default:\n    - step: {name: x}\n", "a step needs a `script`"),
         (
+            "definitions:\n  caches:\n    up: ../../etc\n"
+            "pipelines:\n  default:\n    - step: {script: [a], caches: [up]}\n",
+            "cache 'up' has the path '../../etc', which leaves its directory",
+        ),
+        (
             "pipelines:\n  default:\n    - stage:\n        steps:\n"
             "          - step: {script: [a], trigger: manual}\n",
             "A step within a stage can't have a manual trigger",

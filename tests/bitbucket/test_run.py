@@ -516,3 +516,21 @@ def test_list_and_validate_work_on_every_example(tmp_path: Path, text: str) -> N
         )
         assert completed.returncode == 0, completed.stderr
         assert completed.stdout.strip()
+
+
+def test_an_artifact_link_out_of_the_clone_directory_is_refused(tmp_path: Path) -> None:
+    text = """
+    pipelines:
+      default:
+        - step:
+            name: make
+            script: [mkdir -p out, ln -s /etc/passwd out/passwd, echo fine > out/ok.txt]
+            artifacts: ["out/**"]
+        - step:
+            name: use
+            script: [ls out, 'test ! -e out/passwd && echo no-link']
+    """
+    result, reporter = run(project(tmp_path, text))
+    assert result.exit_code == 0, result.results
+    assert final_saw(reporter, "use") == ["ok.txt", "no-link"]
+    assert any("artifact 'out/passwd' is not kept" in notice for notice in reporter.notices)

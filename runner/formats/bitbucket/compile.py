@@ -492,6 +492,12 @@ class Compiler:
                     f"unknown cache '{name}'",
                     f"define it under definitions.caches, or use one of: {', '.join(known)}",
                 )
+            if ".." in Path(path).parts:
+                raise self.document.error(
+                    (*loc, index),
+                    f"cache '{name}' has the path '{path}', which leaves its directory",
+                    "write the cache path without '..'",
+                )
             caches.append(Cache(name=name, path=HOME + path[1:] if path.startswith("~") else path, key=key))
         return tuple(caches)
 
