@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 REDIS  := runner/redis:bookworm
 
-.PHONY: demo test lint images engine bench fuzz clean venv
+.PHONY: demo test lint images engine bench fuzz chaos clean venv
 
 demo: venv images
 	$(BIN)/runner run examples/redis.yml --image redis=$(REDIS)
@@ -16,6 +16,9 @@ test: venv images
 lint: venv
 	$(BIN)/ruff check runner tests bench examples
 	$(BIN)/mypy
+
+chaos: venv images
+	$(BIN)/python -m tests.chaos --kills 100 --signals 20
 
 fuzz: venv
 	FUZZ_EXAMPLES=10000 $(BIN)/pytest -q tests/fuzz

@@ -15,7 +15,7 @@ from runner.durations import format_duration, parse_duration
 from runner.engine.executor import CACHE_LABEL
 from runner.errors import InputError
 from runner.teardown.labels import RUN_ID
-from runner.teardown.leaks import LeakFilter, RunResources, find_leaks, remove_runs
+from runner.teardown.leaks import LeakFilter, RunResources, find_leaks, reconcile, remove_runs
 from runner.teardown.ledger import Ledger
 from runner.teardown.removal import RemovalReport, remove_all
 
@@ -41,6 +41,7 @@ def cleanup(console: Console, request: CleanupRequest) -> int:
         raise InputError(f"--older-than: {exc}", "write it like 30m, 1h or 2d") from exc
     backend = connect()
     backend.ping()
+    reconcile(Ledger())
     foreign = _foreign_filters(request)
     runs: list[RunResources] = []
     if foreign:

@@ -8,7 +8,7 @@ from rich.table import Table
 
 from runner.backend import connect
 from runner.durations import format_duration
-from runner.teardown.leaks import labelled_runs
+from runner.teardown.leaks import labelled_runs, reconcile
 from runner.teardown.ledger import Ledger
 
 
@@ -17,6 +17,7 @@ def ps(console: Console) -> int:
     backend.ping()
     runs = labelled_runs(backend)
     ledger = Ledger()
+    reconcile(ledger)
     if not runs:
         console.print("no run has resources on the engine")
         return 0

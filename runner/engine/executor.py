@@ -24,7 +24,7 @@ from runner.engine.workspace import SourceTree
 from runner.errors import ImageUnavailable, ResourceGone, RunnerError
 from runner.model import WORKSPACE, ContainerRun, Group, Mount, Node, PipeCall, Pipeline, Step, StopAction
 from runner.teardown.labels import PREFIX, Owner
-from runner.teardown.leaks import LeakFilter, find_leaks, remove_runs
+from runner.teardown.leaks import LeakFilter, find_leaks, reconcile, remove_runs
 from runner.teardown.lease import GuardedLease
 from runner.teardown.ledger import Ledger
 from runner.teardown.manager import TeardownManager
@@ -201,6 +201,7 @@ class Executor:
         return self._result(None).status
 
     def _sweep_dead_runs(self) -> None:
+        reconcile(self.ledger)
         leaks = find_leaks(self.backend, LeakFilter(exclude_run=self.run_id))
         if leaks:
             report = remove_runs(self.backend, leaks, self.ledger)

@@ -64,6 +64,17 @@ def find_leaks(backend: Backend, leak_filter: LeakFilter) -> list[RunResources]:
     return [run for run in labelled_runs(backend) if leak_filter.matches(run)]
 
 
+def reconcile(ledger: Ledger) -> list[str]:
+    """Mark the runs that the ledger still shows running, but whose runner is dead, as killed."""
+    ended = []
+    for record in ledger.unfinished():
+        owner = labels.Owner.parse(record.owner)
+        if owner is not None and not owner.is_alive():
+            ledger.end_run(record.run_id, "killed", None)
+            ended.append(record.run_id)
+    return ended
+
+
 def remove_runs(
     backend: Backend,
     runs: list[RunResources],

@@ -113,6 +113,11 @@ class Ledger:
             row = self.connection.execute("SELECT COUNT(*) FROM runs WHERE source = ?", (source,)).fetchone()
         return int(row[0])
 
+    def unfinished(self) -> list[RunRecord]:
+        with self.lock:
+            rows = self.connection.execute("SELECT * FROM runs WHERE status = 'running'").fetchall()
+        return [RunRecord(*row) for row in rows]
+
     def runs(self, limit: int = 50) -> list[RunRecord]:
         with self.lock:
             rows = self.connection.execute(
