@@ -360,7 +360,7 @@ class Executor:
             status,
             outcome.exit_code,
             time.monotonic() - started,
-            outcome.message,
+            self._mask(outcome.message),
             allowed_failure=allowed and not step.failure_is_success,
             outputs=self._outputs(step, outcome),
         )
