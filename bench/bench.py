@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import load  # bench/load.py, beside this file
+
 from runner.backend import connect
 from runner.engine.events import SilentReporter
 from runner.engine.executor import Executor, RunOptions
@@ -203,6 +205,7 @@ def main() -> None:
         teardown_time(Path(directory))
     peer_comparison()
     cleanup_comparison()
+    load.main()
 
 
 if __name__ == "__main__":
