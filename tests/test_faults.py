@@ -117,3 +117,42 @@ def test_a_full_state_directory_refuses_to_start_the_run(write: Write) -> None:
     assert completed.returncode == 3, completed.stdout + completed.stderr
     assert "cannot write the run ledger" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+@pytest.mark.skipif(
+    not os.environ.get("RUNNER_TEST_ENGINE_RESTART"),
+    reason="restarts this machine's Docker engine, which can take the engine down with it: "
+    "run it on purpose with RUNNER_TEST_ENGINE_RESTART=1",
+)
+def test_an_engine_restart_mid_step_is_a_clear_error_and_cleanup_removes_the_rest(write: Write) -> None:
+    import time
+
+    from tests.test_cli import read_until, start_runner
+
+    path = write("""
+        image: busybox
+        steps:
+          - {id: svc, detach: true, script: sleep 600}
+          - {id: long, script: ["echo long-running", "sleep 60"]}
+        finally: [{id: last, script: echo last}]
+    """)
+    process = start_runner(path)
+    _, run_id = read_until(process, "long-running")
+    root = Path(__file__).parents[1]
+    try:
+        subprocess.run(["pkill", "-x", "dockerd"], check=True)
+        out, _ = process.communicate(timeout=120)
+    finally:
+        for _ in range(120):  # the old engine must be gone before a new one can start
+            if subprocess.run(["pgrep", "-x", "dockerd"], capture_output=True).returncode != 0:
+                break
+            time.sleep(0.5)
+        subprocess.run(["bash", str(root / "scripts" / "engine.sh")], check=True, capture_output=True)
+    assert process.returncode not in (0, None), out
+    assert "no Docker engine answers" in out
+    assert "Traceback" not in out
+    cleaned = subprocess.run(
+        [sys.executable, "-m", "runner", "cleanup"], capture_output=True, text=True, timeout=120
+    )
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert labelled_of(run_id) == []
