@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from runner.errors import InputError
-from runner.formats import load_pipeline
-from runner.formats.options import LoadOptions
 from runner.model import ContainerRun, Group, Pipeline, Step
+from tests import loading
 from tests.bitbucket import seeds
 
 FINAL_RULES = [
@@ -138,20 +136,19 @@ FINAL_RULES = [
 ]
 
 
+NAME = "bitbucket-pipelines.yml"
+
+
 def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "bitbucket-pipelines.yml"
-    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
-    return path
+    return loading.write(tmp_path, NAME, text)
 
 
 def load(tmp_path: Path, text: str, **options: object) -> Pipeline:
-    return load_pipeline(write(tmp_path, text), options=LoadOptions(**options))  # type: ignore[arg-type]
+    return loading.load(tmp_path, NAME, text, **options)
 
 
 def error_of(tmp_path: Path, text: str, **options: object) -> InputError:
-    with pytest.raises(InputError) as caught:
-        load(tmp_path, text, **options)
-    return caught.value
+    return loading.error_of(tmp_path, NAME, text, **options)
 
 
 def action(step: object) -> ContainerRun:

@@ -19,7 +19,7 @@ from runner.formats.options import LoadOptions
 from tests.bitbucket import seeds
 from tests.conftest import BUSYBOX, image_args
 from tests.engine.helpers import RecordingReporter, run_file
-from tests.test_cli import labelled_of, read_until
+from tests.test_cli import labelled_of, read_until, start_runner
 
 pytestmark = pytest.mark.docker
 S = StepStatus
@@ -419,13 +419,7 @@ def test_ctrl_c_stops_the_step_and_final_sees_it(tmp_path: Path) -> None:
         - final: {name: end, script: ['echo "end saw $RUNNER_PIPELINE_STATUS"']}
     """
     path = project(tmp_path, text)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "runner", "run", str(path), "--no-color", *image_args()],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    process = start_runner(path)
     _, run_id = read_until(process, "long-running")
     process.send_signal(signal.SIGINT)
     rest, _ = process.communicate(timeout=60)

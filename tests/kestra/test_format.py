@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from runner.errors import InputError
-from runner.formats import load_pipeline
-from runner.formats.options import LoadOptions
 from runner.model import (
     ContainerRun,
     FailAction,
@@ -21,23 +18,22 @@ from runner.model import (
     Step,
     StopAction,
 )
+from tests import loading
 from tests.kestra import seeds
+
+NAME = "flow.yml"
 
 
 def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "flow.yml"
-    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
-    return path
+    return loading.write(tmp_path, NAME, text)
 
 
 def load(tmp_path: Path, text: str, **options: object) -> Pipeline:
-    return load_pipeline(write(tmp_path, text), options=LoadOptions(**options))  # type: ignore[arg-type]
+    return loading.load(tmp_path, NAME, text, **options)
 
 
 def error_of(tmp_path: Path, text: str, **options: object) -> InputError:
-    with pytest.raises(InputError) as caught:
-        load(tmp_path, text, **options)
-    return caught.value
+    return loading.error_of(tmp_path, NAME, text, **options)
 
 
 def step(node: object) -> Step:

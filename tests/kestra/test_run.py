@@ -13,10 +13,9 @@ import pytest
 
 from runner.engine.status import RunResult, StepStatus
 from runner.formats.options import LoadOptions
-from tests.conftest import image_args
 from tests.engine.helpers import RecordingReporter, run_file
 from tests.kestra import seeds
-from tests.test_cli import labelled_of, read_until
+from tests.test_cli import labelled_of, read_until, start_runner
 
 pytestmark = pytest.mark.docker
 S = StepStatus
@@ -76,13 +75,7 @@ def test_ctrl_c_during_the_redis_flow_sleep_runs_finally_and_leaves_nothing(tmp_
         "description: Wait for the Redis container to start", "description: long enough to be interrupted"
     )
     path = flow(tmp_path, text)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "runner", "run", str(path), "--no-color", *image_args()],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    process = start_runner(path)
     _, run_id = read_until(process, "Waiting for PT60S")
     process.send_signal(signal.SIGINT)
     rest, _ = process.communicate(timeout=60)
