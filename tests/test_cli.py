@@ -309,3 +309,14 @@ def test_verbose_shows_service_output_and_quiet_shows_only_the_end(cli: Cli, wri
     quiet = cli("run", str(path), "-q", *image_args())
     assert quiet.code == 0
     assert "step-output" not in quiet.out and "all removed" in quiet.out
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_while_the_runner_starts_is_an_interrupt(write: Write, signum: int) -> None:
+    path = write(LONG_STEP)
+    process = start_runner(path)
+    time.sleep(0.1)  # still importing
+    process.send_signal(signum)
+    out, _ = process.communicate(timeout=60)
+    assert process.returncode == 130, out
+    assert "Traceback" not in out
