@@ -18,6 +18,7 @@ def main() -> None:
         signal.signal(number, _interrupt)
     try:
         from runner.cli import main as cli_main
+
+        cli_main()
     except KeyboardInterrupt:
         sys.exit(130)
-    cli_main()

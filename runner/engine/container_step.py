@@ -280,7 +280,8 @@ def _is_ready(
     address = backend.address(container_id, network) if network else None
     if address is None:
         published = backend.published_ports(container_id)
-        return all(_accepts("127.0.0.1", published[p][1]) for p in ports if p in published)
+        # a port that is not published (the container exited meanwhile) is not ready
+        return all(p in published and _accepts("127.0.0.1", published[p][1]) for p in ports)
     return all(_accepts(address, port) for port in ports)
 
 
