@@ -5,8 +5,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from runner.commands.validate import placeholder_prompt
-from runner.config import parse_pairs
+from runner.commands.validate import checking_options
 from runner.formats import LOADERS, bitbucket, find_default, load_document
 from runner.formats.options import LoadOptions
 from runner.model import Group, Node, Pipeline
@@ -23,14 +22,7 @@ def list_pipelines(
 ) -> int:
     path = file or find_default(Path.cwd())
     document, chosen = load_document(path, format_name)
-    base = LoadOptions(
-        pipeline=pipeline,
-        branch=branch,
-        tag=tag,
-        prompt=placeholder_prompt,
-        check_only=True,
-        variables=parse_pairs(variables, "--input"),
-    )
+    base = checking_options(pipeline, branch, tag, variables)
     if chosen != "bitbucket":
         _show(console, LOADERS[chosen](document, path.resolve(), base), "", final="finally")
         return 0

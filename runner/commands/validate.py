@@ -16,6 +16,21 @@ def placeholder_prompt(name: str, default: str | None, allowed: tuple[str, ...])
     return default or (allowed[0] if allowed else "value")
 
 
+def checking_options(
+    pipeline: str | None, branch: str | None, tag: str | None, variables: list[str], strict: bool = False
+) -> LoadOptions:
+    """Options for reading a file without running it: nobody is asked, and missing values are allowed."""
+    return LoadOptions(
+        pipeline=pipeline,
+        branch=branch,
+        tag=tag,
+        variables=parse_pairs(variables, "--var/--input"),
+        prompt=placeholder_prompt,
+        strict=strict,
+        check_only=True,
+    )
+
+
 def validate(
     console: Console,
     file: Path | None,
@@ -28,15 +43,7 @@ def validate(
 ) -> int:
     path = file or find_default(Path.cwd())
     document, chosen = load_document(path, format_name)
-    base = LoadOptions(
-        pipeline=pipeline,
-        branch=branch,
-        tag=tag,
-        variables=parse_pairs(variables, "--var"),
-        prompt=placeholder_prompt,
-        strict=strict,
-        check_only=True,
-    )
+    base = checking_options(pipeline, branch, tag, variables, strict)
     names = (
         [pipeline]
         if pipeline or chosen != "bitbucket"
