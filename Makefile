@@ -26,7 +26,7 @@ fuzz: venv
 bench: venv images
 	$(BIN)/python bench/bench.py
 
-images: engine
+images: engine venv
 	bash scripts/images.sh
 
 engine:

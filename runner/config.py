@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+from runner.backend.base import EngineSettings
 from runner.errors import InputError
 
 CONFIG_NAME = "runner.toml"
+ENGINE_VARIABLE = "RUNNER_ENGINE"  # what --engine sets, so processes the runner starts use the same engine
+HOST_VARIABLES = ("RUNNER_HOST_OVERRIDE", "TESTCONTAINERS_HOST_OVERRIDE")
+SOCKET_VARIABLES = ("RUNNER_ENGINE_SOCKET", "TESTCONTAINERS_DOCKER_SOCKET_OVERRIDE")
+ENGINE_KEYS = {"engine": "engine", "host": "host_override", "engine_socket": "host_socket"}
 
 
 def parse_pairs(values: list[str], option: str) -> dict[str, str]:
@@ -44,17 +52,68 @@ def read_env_file(path: Path) -> dict[str, str]:
     return env
 
 
-def config_images(pipeline_path: Path) -> dict[str, str]:
-    """The `[images]` table of runner.toml beside the pipeline file, then in the working directory."""
-    images: dict[str, str] = {}
-    for directory in (Path.cwd(), pipeline_path.resolve().parent):
+def _config_files(pipeline_path: Path | None) -> list[tuple[Path, dict[str, Any]]]:
+    """runner.toml in the working directory, then beside the pipeline file: the later one wins."""
+    directories = [Path.cwd()]
+    if pipeline_path is not None and pipeline_path.resolve().parent != Path.cwd().resolve():
+        directories.append(pipeline_path.resolve().parent)
+    found = []
+    for directory in directories:
         path = directory / CONFIG_NAME
         if not path.is_file():
             continue
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+            found.append((path, tomllib.loads(path.read_text(encoding="utf-8"))))
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise InputError(f"{path}: {exc}", "fix the TOML syntax") from exc
+    return found
+
+
+def engine_settings(
+    pipeline_path: Path | None, explicit: str | None = None, env: Mapping[str, str] | None = None
+) -> EngineSettings:
+    """Which engine to use and how to reach what it publishes: --engine (or RUNNER_ENGINE), then
+    `engine`, `host` and `engine_socket` in runner.toml; the environment's overrides win over the file for
+    `host` and `engine_socket`, as testcontainers' do."""
+    env = os.environ if env is None else env
+    found: dict[str, tuple[str, str]] = {}
+    for path, data in _config_files(pipeline_path):
+        for key, field_name in ENGINE_KEYS.items():
+            value = data.get(key)
+            if value is None:
+                continue
+            if not isinstance(value, str) or not value.strip():
+                raise InputError(
+                    f"{path}: `{key}` must be a non-empty string", f'write e.g. {key} = "{_example(key)}"'
+                )
+            found[field_name] = (value.strip(), f"{key} in {path}")
+    for names, field_name in ((HOST_VARIABLES, "host_override"), (SOCKET_VARIABLES, "host_socket")):
+        for name in names:
+            if env.get(name):
+                found[field_name] = (env[name], name)
+                break
+    engine = explicit or env.get(ENGINE_VARIABLE) or None
+    host, host_source = found.get("host_override", (None, ""))
+    host_socket, socket_source = found.get("host_socket", (None, ""))
+    return EngineSettings(
+        engine=engine,
+        configured_engine=found.get("engine", (None, ""))[0],
+        host_override=host,
+        host_override_source=host_source,
+        host_socket=host_socket,
+        host_socket_source=socket_source,
+    )
+
+
+def _example(key: str) -> str:
+    examples = {"engine": "tcp://build-box:2375", "host": "build-box", "engine_socket": "/run/docker.sock"}
+    return examples[key]
+
+
+def config_images(pipeline_path: Path) -> dict[str, str]:
+    """The `[images]` table of runner.toml in the working directory, then beside the pipeline file."""
+    images: dict[str, str] = {}
+    for path, data in _config_files(pipeline_path):
         table = data.get("images", {})
         if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
             raise InputError(

@@ -120,6 +120,8 @@ class ConsoleReporter:
                 f"[bold red]! {step}[/bold red]: only the steps decide the state, so it stays as it is"
             )
         self.console.print(resource_line(result))
+        if result.guard:
+            self.console.print(f"[dim]guarded by: {escape(result.guard)}[/dim]")
         if self.verbose and result.log_dir:
             self.console.print(f"[dim]step logs: {escape(result.log_dir)}[/dim]")
         if result.resources and result.resources.kept:

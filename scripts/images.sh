@@ -7,7 +7,7 @@
 #   runner/busybox:latest   images/busybox/build.sh  (busybox-static + docker import)
 #   runner/redis:bookworm   images/redis/Dockerfile  (FROM runner/base:bookworm)
 #   runner/postgres:bookworm images/postgres/Dockerfile (FROM runner/base:bookworm)
-#   runner/reaper:latest    images/reaper/Dockerfile (FROM runner/base:bookworm, runner/teardown/ryuk.py)
+#   runner/reaper:latest    runner/teardown/image/Dockerfile, built by `python -m runner.teardown.provision`
 #
 # runner/reaper:latest is also rebuilt when ryuk.py or its Dockerfile changed: the image carries their
 # hash in the label dev.runner.source-hash.
@@ -52,31 +52,6 @@ ensure runner/redis:bookworm \
 ensure runner/postgres:bookworm \
     env DOCKER_BUILDKIT=0 docker build --force-rm -t runner/postgres:bookworm "${top}/images/postgres"
 
-# build_reaper HASH: build from a context holding only the Dockerfile and ryuk.py, so that the image
-# does not depend on the rest of the working tree and the context sent to the engine stays tiny.
-build_reaper() {
-    local context status=0
-    context="$(mktemp -d "${TMPDIR:-/tmp}/runner-reaper.XXXXXX")"
-    cp "${top}/images/reaper/Dockerfile" "${top}/images/reaper/listen.c" "${top}/runner/teardown/ryuk.py" "$context/"
-    env DOCKER_BUILDKIT=0 docker build --force-rm --label "dev.runner.source-hash=$1" \
-        -t runner/reaper:latest "$context" || status=$?
-    rm -rf "$context"
-    return "$status"
-}
-
-reaper_hash="$(cat "${top}/images/reaper/Dockerfile" "${top}/images/reaper/listen.c" "${top}/runner/teardown/ryuk.py" | sha256sum | cut -c1-16)"
-reaper_built="$(docker image inspect -f '{{.Id}} {{index .Config.Labels "dev.runner.source-hash"}}' \
-    runner/reaper:latest 2>/dev/null || true)"
-if [[ "${reaper_built#* }" == "$reaper_hash" ]]; then
-    printf 'images: %-24s present\n' runner/reaper:latest
-else
-    if [[ -n "$reaper_built" ]]; then
-        printf 'images: %-24s out of date (sources changed)\n' runner/reaper:latest
-    fi
-    build runner/reaper:latest build_reaper "$reaper_hash"
-    # The old image lost its tag; it stays only while a container still uses it.
-    if [[ -n "$reaper_built" && "${reaper_built%% *}" != "$(docker image inspect -f '{{.Id}}' runner/reaper:latest)" ]]
-    then
-        docker rmi "${reaper_built%% *}" >/dev/null 2>&1 || true
-    fi
-fi
+# The reaper is built by the runner itself, as on any engine that lacks it: from the files inside the
+# Python package (runner/teardown/image/), rebuilt when they or ryuk.py changed.
+"${RUNNER_PYTHON:-${top}/.venv/bin/python}" -m runner.teardown.provision

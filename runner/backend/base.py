@@ -9,6 +9,8 @@ from typing import Literal, Protocol
 from runner.model import Mount, PortBinding
 
 ResourceKind = Literal["container", "network", "volume"]
+# The runner's own image: the reaper, and a probe for images that lack the tools to look inside.
+TOOL_IMAGE = "runner/reaper:latest"
 REMOVAL_ORDER: tuple[ResourceKind, ...] = ("container", "network", "volume")
 
 
@@ -31,7 +33,8 @@ class ContainerSpec:
     memory: int | None = None
     cpus: float | None = None
     auto_remove: bool = False  # the engine removes it when it exits
-    extra_hosts: Mapping[str, str] = field(default_factory=dict)
+    host_alias: bool = False  # `host.docker.internal` names the engine's host inside the container
+    open_stdin: bool = False  # stdin stays open until the first client that attached to it detaches
 
 
 @dataclass(frozen=True)
@@ -43,13 +46,10 @@ class Resource:
     name: str
     labels: Mapping[str, str]
     created: float  # seconds since the epoch
-    status: str = ""
+    status: str = ""  # the engine's words, for people
     image: str = ""
     size: int | None = None  # bytes it holds on disk, when asked for
-
-    @property
-    def running(self) -> bool:
-        return self.kind == "container" and self.status.startswith(("Up", "Restarting"))
+    running: bool = False  # a container that runs (or restarts); never true for networks and volumes
 
 
 @dataclass(frozen=True)
@@ -66,10 +66,41 @@ class ExecResult:
     output: bytes
 
 
+@dataclass(frozen=True)
+class EngineInfo:
+    """What the runner must know about the engine it talks to, decided by the backend alone."""
+
+    id: str  # stable for one engine: runs are recorded against it
+    name: str  # the engine host's name
+    address: str  # how the client reaches its API
+    source: str  # why this engine was chosen, for people
+    product: str  # "Docker Engine", "Docker Desktop", "Podman", ...
+    version: str
+    api_version: str
+    os: str
+    arch: str
+    rootless: bool
+    remote: bool  # paths of this machine mean nothing to the engine: bind mounts name the engine's
+    published_host: str  # where this machine reaches a published port
+    published_host_source: str  # why, for people
+    host_socket: str  # the engine's API socket as a path on the engine's host (what a container mounts)
+    selector: str | None = None  # what --engine takes to choose this engine again; None: the environment
+
+
+class Lease(Protocol):
+    """A hold on the engine that ends when this process dies, whatever kills it."""
+
+    def close(self) -> None: ...
+
+
 class Backend(Protocol):
     """The only door to the engine. Implementations map their own errors to `runner.errors`."""
 
     def ping(self) -> None: ...
+
+    def info(self) -> EngineInfo:
+        """What the engine is and where its published ports are; raises EngineUnavailable."""
+        ...
 
     def has_image(self, image: str) -> bool: ...
 
@@ -79,12 +110,22 @@ class Backend(Protocol):
 
     def create_network(self, name: str, labels: Mapping[str, str]) -> str: ...
 
-    def create_volume(self, name: str, labels: Mapping[str, str]) -> str: ...
+    def create_volume(self, name: str, labels: Mapping[str, str]) -> str:
+        """A new volume; an existing one of that name is an error."""
+        ...
+
+    def ensure_volume(self, name: str, labels: Mapping[str, str]) -> str:
+        """The volume `name`, created with `labels` unless it exists (kept as it is then)."""
+        ...
 
     def create_container(self, spec: ContainerSpec) -> str: ...
 
     def image_ports(self, image: str) -> tuple[int, ...]:
         """The TCP ports the image declares (EXPOSE)."""
+        ...
+
+    def image_labels(self, image: str) -> Mapping[str, str]:
+        """The image's labels; empty when the image is missing."""
         ...
 
     def put_archive(self, container_id: str, path: str, data: bytes) -> None: ...
@@ -111,9 +152,22 @@ class Backend(Protocol):
         """container port -> (host ip, host port)."""
         ...
 
-    def address(self, container_id: str, network: str) -> str | None: ...
+    def listening_ports(self, container_id: str) -> frozenset[int] | None:
+        """The TCP ports something listens on in the container's network namespace, seen from inside
+        the engine (never by connecting from this machine); None when the engine cannot tell."""
+        ...
 
     def exec(self, container_id: str, command: tuple[str, ...]) -> ExecResult: ...
+
+    def hold(self, container_id: str, command: tuple[str, ...], ready: bytes, timeout: float) -> Lease:
+        """Run `command` in the container with its stdin held open by this process, and return once it
+        printed `ready`. The command reads end-of-input when the lease is closed, or when this process or
+        its machine dies, however abruptly. Raises RunnerError when `ready` does not come in time."""
+        ...
+
+    def build_image(self, context: bytes, tag: str, buildargs: Mapping[str, str]) -> None:
+        """Build `tag` from a tar archive holding a Dockerfile and its files."""
+        ...
 
     def kill(self, container_id: str) -> None: ...
 
@@ -129,3 +183,15 @@ class Backend(Protocol):
         """Every resource of `kind` that carries `label` (a key, or key=value); with `sizes`, what each holds
         on disk (slower: the engine measures it)."""
         ...
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """How the user chose the engine: `--engine`, runner.toml and the environment, already read."""
+
+    engine: str | None = None  # --engine: an address or a docker context name; wins over everything
+    configured_engine: str | None = None  # `engine =` in runner.toml; wins over DOCKER_HOST
+    host_override: str | None = None  # where published ports are reached from here
+    host_override_source: str = ""
+    host_socket: str | None = None  # the engine's socket as a path on the engine's host
+    host_socket_source: str = ""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -12,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from runner.backend.base import Backend, ContainerSpec
+from runner.backend.base import TOOL_IMAGE, Backend, ContainerSpec
 from runner.engine.events import Reporter
 from runner.engine.status import StepStatus
 from runner.errors import RunnerError
@@ -22,7 +21,6 @@ POLL = 0.05
 STOP_GRACE = 2
 MAX_LINE = 64 * 1024
 OUTPUT_MARKER = re.compile(r"^::(\{.*\})::$")
-READY_PROBE_TIMEOUT = 0.5
 
 
 @dataclass
@@ -101,9 +99,7 @@ def container_spec(
         user=action.user,
         memory=action.memory,
         cpus=action.cpus,
-        extra_hosts={}
-        if action.network_mode in ("host", "none")
-        else {"host.docker.internal": "host-gateway"},
+        host_alias=action.network_mode not in ("host", "none"),
     )
 
 
@@ -251,7 +247,7 @@ def _await_ready(
                 message + (f"; last output:\n{last}" if last else ""),
                 container_id,
             )
-        if _is_ready(backend, container_id, ready.command, ports, context.network):
+        if _is_ready(backend, container_id, ready.command, ports):
             published = backend.published_ports(container_id) if action.ports else {}
             where = ", ".join(f"{ip}:{port}->{inner}" for inner, (ip, port) in sorted(published.items()))
             return Outcome(StepStatus.SUCCESS, None, f"published on {where}" if where else "", container_id)
@@ -268,29 +264,26 @@ def _await_ready(
         time.sleep(ready.interval)
 
 
-def _is_ready(
-    backend: Backend, container_id: str, command: str | None, ports: tuple[int, ...], network: str | None
-) -> bool:
+def _is_ready(backend: Backend, container_id: str, command: str | None, ports: tuple[int, ...]) -> bool:
     if command:
         return backend.exec(container_id, ("/bin/sh", "-c", command)).exit_code == 0
     if not ports:
         return True
-    # The container's own address, not a published port: the engine's port proxy accepts connections
-    # on a published port before the service inside listens.
-    address = backend.address(container_id, network) if network else None
-    if address is None:
-        published = backend.published_ports(container_id)
-        # a port that is not published (the container exited meanwhile) is not ready
-        return all(p in published and _accepts("127.0.0.1", published[p][1]) for p in ports)
-    return all(_accepts(address, port) for port in ports)
+    return _listening(backend, container_id, ports)
 
 
-def _accepts(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=READY_PROBE_TIMEOUT):
-            return True
-    except OSError:
-        return False
+def _listening(backend: Backend, container_id: str, ports: tuple[int, ...]) -> bool:
+    """Asked inside the engine, in the container's own network namespace: a published port's proxy
+    accepts connections before the service listens, and a container address may not be routable from
+    this machine (a remote engine, Docker Desktop), where a probe could even reach some other host."""
+    listening = backend.listening_ports(container_id)
+    if listening is None:
+        raise RunnerError(
+            "cannot tell whether the service listens: the image has no `cat` and the runner's own image "
+            f"({TOOL_IMAGE}) is missing",
+            "give the step a `ready:` command, or let the runner build its image (`runner doctor`)",
+        )
+    return set(ports) <= listening
 
 
 SERVICE_READY_TIMEOUT = 60.0
@@ -321,7 +314,7 @@ def start_sidecars(
             network=None if owner else context.network,
             join=owner,
             memory=sidecar.memory,
-            extra_hosts={} if owner else {"host.docker.internal": "host-gateway"},
+            host_alias=owner is None,
         )
         container_id = context.create(spec, step.id, True)
         backend.start(container_id)
@@ -337,7 +330,6 @@ def _await_sidecars(
     context: StepContext, owner: str, started: list[tuple[str, str, tuple[int, ...]]]
 ) -> None:
     backend = context.backend
-    address = backend.address(owner, context.network) if context.network else None
     deadline = time.monotonic() + SERVICE_READY_TIMEOUT
     waiting = list(started)
     while waiting:
@@ -345,7 +337,7 @@ def _await_sidecars(
         state = backend.state(container_id)
         if not state.running:
             raise RunnerError(f"service '{name}' exited with code {state.exit_code} before it was ready")
-        if address is None or all(_accepts(address, port) for port in ports):
+        if _listening(backend, owner, ports):
             waiting.pop(0)
             continue
         if context.should_stop():

@@ -21,7 +21,7 @@ from runner.engine.interrupts import Interrupts
 from runner.engine.status import Block, ResourceSummary, RunResult, StepResult, StepStatus
 from runner.engine.templating import RunTemplates, TemplateError
 from runner.engine.workspace import SourceTree
-from runner.errors import ImageUnavailable, ResourceGone, RunnerError
+from runner.errors import ImageUnavailable, InputError, ResourceGone, RunnerError
 from runner.model import WORKSPACE, ContainerRun, Group, Mount, Node, PipeCall, Pipeline, Step, StopAction
 from runner.teardown.labels import PREFIX, Owner
 from runner.teardown.leaks import LeakFilter, find_leaks, reconcile, remove_runs
@@ -29,7 +29,7 @@ from runner.teardown.lease import GuardedLease
 from runner.teardown.ledger import Ledger
 from runner.teardown.manager import TeardownManager
 
-DOCKER_SOCKET = "/var/run/docker.sock"
+ENGINE_SOCKET_TARGET = "/var/run/docker.sock"  # where a step that drives the engine finds its socket
 CACHE_LABEL = PREFIX + "cache"
 STATUS_VARIABLE = "RUNNER_PIPELINE_STATUS"
 FAILED_STEPS_VARIABLE = "RUNNER_FAILED_STEPS"
@@ -107,11 +107,13 @@ class Executor:
         self.deadline: float | None = None
         self.paused = False
         self.session_lease: GuardedLease | None = None
+        self.guard = "none (this run is not guarded)"
         self.templates = RunTemplates(pipeline.templating, self.run_id) if pipeline.templating else None
 
     # the run
 
     def run(self) -> RunResult:
+        self._check_paths()
         lease = self._begin()
         self.interrupts.install()
         try:
@@ -134,13 +136,44 @@ class Executor:
     def stop_services(self) -> RunResult:
         return self._complete(self.session_lease, lambda lease: None)
 
+    def _check_paths(self) -> None:
+        """Bind mounts name paths of the engine's machine: on a remote engine, this machine's paths would
+        silently mean other (or no) files there, so such a run is refused before anything starts."""
+        if not self.backend.info().remote:
+            return
+        where = self.backend.info().address
+        if self.options.bind:
+            raise InputError(
+                f"--bind mounts {self.pipeline.context} of this machine, but the engine at {where} runs on "
+                "another machine, where that path names other files or none",
+                "drop --bind: without it the directory is copied into a volume, which works on any engine",
+            )
+        for step in self.pipeline.all_steps():
+            action = step.action
+            if not isinstance(action, ContainerRun):
+                continue
+            for mount in action.mounts:
+                if mount.bind:
+                    raise InputError(
+                        f"step '{step.id}' bind-mounts {mount.source} at {mount.target}, but the engine at "
+                        f"{where} runs on another machine, where that path names other files or none",
+                        "use a local engine for this pipeline (--engine), or pass the files through the "
+                        "workspace or a volume",
+                    )
+
     def _begin(self) -> GuardedLease | None:
         # recorded first: a run the ledger cannot record must not start unguarded
         self.ledger.start_run(self.run_id, self.pipeline.name, str(self.pipeline.source), str(self.owner))
         # a kept run must outlive its runner: only the process watchdog can be told so ("done")
         lease = (
-            GuardedLease(self.backend, self.run_id, prefer_container=not self.options.keep)
-            if (self.options.lease)
+            GuardedLease(
+                self.backend,
+                self.run_id,
+                prefer_container=not self.options.keep,
+                notice=self.reporter.notice,
+                engine=self.backend.info().selector,
+            )
+            if self.options.lease
             else None
         )
         self.reporter.run_started(self.pipeline, self.run_id)
@@ -174,6 +207,7 @@ class Executor:
             resources,
             paused=self.paused,
             log_dir=str(self.log_dir),
+            guard=self.guard,
             deciding_blocks=None
             if self.pipeline.cleanup_failures_fail_run
             else (Block.SERVICES, Block.STEPS),
@@ -184,6 +218,7 @@ class Executor:
             self._sweep_dead_runs()
         if lease is not None:
             lease.wait_ready()
+            self.guard = lease.describe()
         self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     def _phases(self, lease: GuardedLease | None) -> None:
@@ -577,14 +612,16 @@ class Executor:
             target = cache.path if cache.path.startswith("/") else f"{action.workdir or '/'}/{cache.path}"
             mounts.append(Mount(source=self._cache_volume(cache.name, cache.key), target=target))
         if action.docker_socket:
-            mounts.append(Mount(source=DOCKER_SOCKET, target=DOCKER_SOCKET, bind=True))
+            # a path on the engine's host, so this works on a remote engine too
+            host_socket = self.backend.info().host_socket
+            mounts.append(Mount(source=host_socket, target=ENGINE_SOCKET_TARGET, bind=True))
         return tuple(mounts)
 
     def _cache_volume(self, name: str, key: str) -> str:
         """A named volume that outlives the run: caches are kept on purpose, and never swept."""
         digest = hashlib.sha256(f"{self.pipeline.source}\0{name}\0{key}".encode()).hexdigest()[:12]
         volume = f"runner-cache-{name}-{digest}"
-        return self.backend.create_volume(
+        return self.backend.ensure_volume(
             volume, {CACHE_LABEL: name, PREFIX + "pipeline": self.pipeline.name}
         )
 

@@ -64,6 +64,7 @@ class RunResult:
     paused: bool = False
     deciding_blocks: tuple[Block, ...] | None = None  # None: every block decides the run's state
     log_dir: str = ""
+    guard: str = ""  # what would remove the run's resources had this process died
 
     @property
     def failed(self) -> bool:

@@ -24,9 +24,9 @@ SECOND_PASS_DELAY = 1.0  # a create call in flight when the runner died may land
 class Lease:
     """The runner's side of the lease."""
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, engine: str | None = None) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "runner.teardown.reaper", run_id],
+            [sys.executable, "-m", "runner.teardown.reaper", run_id, *([engine] if engine else [])],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -80,7 +80,7 @@ def _read_line(stream: IO[bytes], timeout: float) -> bytes:
     return stream.readline()
 
 
-def main(run_id: str) -> int:
+def main(run_id: str, engine: str | None = None) -> int:
     sys.stdout.buffer.write(READY)
     sys.stdout.flush()
     received = b""
@@ -91,17 +91,18 @@ def main(run_id: str) -> int:
         received += chunk
     if received.endswith(DONE):
         return 0
-    return sweep(run_id)
+    return sweep(run_id, engine)
 
 
-def sweep(run_id: str) -> int:
+def sweep(run_id: str, engine: str | None = None) -> int:
     from runner.backend import connect
+    from runner.config import engine_settings
     from runner.errors import RunnerError
     from runner.teardown.leaks import LeakFilter, find_leaks, remove_runs
     from runner.teardown.ledger import Ledger
 
     try:
-        backend = connect()
+        backend = connect(engine_settings(None, explicit=engine))
         ledger = Ledger()
         for attempt in range(2):
             if attempt:
@@ -117,4 +118,4 @@ def sweep(run_id: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None))

@@ -31,6 +31,7 @@ from typing import Any
 
 KINDS = ("containers", "networks", "volumes")  # containers first: they keep the others in use
 SPARED = {"org.testcontainers.ryuk": "true", "dev.runner.reaper": "true"}  # reapers, this one included
+ORCHESTRATED = "com.docker.swarm."  # an orchestrator owns these and would start them again
 RETRIES = 10
 RETRY_DELAY = 0.5
 POLL = 0.5
@@ -113,6 +114,7 @@ class Engine:
             item["Name"] if kind == "volumes" else item["Id"]
             for item in items
             if not SPARED.items() & (item.get("Labels") or {}).items()
+            and not any(key.startswith(ORCHESTRATED) for key in item.get("Labels") or {})
         ]
 
     def remove(self, kind: str, ident: str) -> bool:
@@ -260,7 +262,36 @@ def docker_socket() -> str:
     return host.removeprefix("unix://") if host.startswith("unix://") else "/var/run/docker.sock"
 
 
+def hold_lease(filters: str, port: int) -> int:
+    """`ryuk.py lease FILTERS`, run inside the reaper's container by a client that holds its stdin open:
+    registers FILTERS over the local protocol, prints ACK, and keeps the connection until stdin ends.
+    The client's engine connection carries the lease, so no port needs publishing, and the lease breaks
+    when the client, or its whole machine, goes away."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            conn.sendall(filters.strip().encode() + b"\n")
+            answer = b""
+            while not answer.endswith(b"\n"):
+                chunk = conn.recv(16)
+                if not chunk:
+                    break
+                answer += chunk
+            if answer.strip() != b"ACK":
+                print(f"ryuk: no ACK for {filters!r}", file=sys.stderr, flush=True)
+                return 1
+            print("ACK", flush=True)
+            conn.settimeout(None)
+            while os.read(0, 4096):
+                pass
+    except OSError as error:
+        print(f"ryuk: {error}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
 def main() -> int:
+    if len(sys.argv) == 3 and sys.argv[1] == "lease":
+        return hold_lease(sys.argv[2], int(os.environ.get("RYUK_PORT", "8080")))
     try:
         port = int(os.environ.get("RYUK_PORT", "8080"))
         connection_timeout = parse_duration(os.environ.get("RYUK_CONNECTION_TIMEOUT", "60s"))
