@@ -12,7 +12,9 @@ process is killed, the run's reaper removes it, and the next run removes what bo
 
 from __future__ import annotations
 
+import socket
 import textwrap
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +46,9 @@ SCHEMES = {
     8080: "http",
     443: "https",
 }
+
+
+REACHABLE_TIMEOUT = 30.0
 
 
 class ServicesError(RunnerError):
@@ -135,7 +140,13 @@ class Services:
             ]
             self.stop()
             raise ServicesError("services did not start: " + "; ".join(failures))
-        return self._environment(self.executor, backend)
+        environment = self._environment(self.executor, backend)
+        try:
+            _await_reachable(environment, REACHABLE_TIMEOUT)
+        except ServicesError:
+            self.stop()
+            raise
+        return environment
 
     def stop(self) -> RunResult | None:
         if self.executor is not None and self.result is None:
@@ -144,13 +155,51 @@ class Services:
 
     def _environment(self, executor: Executor, backend: Backend) -> Environment:
         started: dict[str, Service] = {}
+        engine_host = backend.info().published_host
         for result in executor.results:
             container_id = str(result.outputs.get("containerId", ""))
             published = backend.published_ports(container_id) if container_id else {}
-            host = next((ip for ip, _ in published.values() if ip not in ("0.0.0.0", "::")), "127.0.0.1")
+            host = _reachable_host(engine_host, {ip for ip, _ in published.values()})
             ports = {inner: port for inner, (_, port) in published.items()}
             started[result.step_id] = Service(result.step_id, container_id, host, ports)
         return Environment(started, executor.run_id)
+
+
+def _await_reachable(environment: Environment, timeout: float) -> None:
+    """The services listen inside the engine already; this waits until this process reaches them where the
+    caller will, so a port forwarder that starts late (Docker Desktop, rootless engines) or a wrong host
+    is found here, not in the caller's first request."""
+    deadline = time.monotonic() + timeout
+    for service in environment.values():
+        for port in service.ports.values():
+            failure = _first_connection(service.host, port, deadline)
+            if failure is not None:
+                raise ServicesError(
+                    f"service '{service.name}' is ready inside the engine, but {service.host}:{port} does "
+                    f"not answer from this machine ({failure})",
+                    "if the engine's published ports are reached at another address, set "
+                    "RUNNER_HOST_OVERRIDE or `host =` in runner.toml (`runner doctor` shows the host)",
+                )
+
+
+def _first_connection(host: str, port: int, deadline: float) -> OSError | None:
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return None
+        except OSError as exc:
+            if time.monotonic() >= deadline:
+                return exc
+            time.sleep(0.1)
+
+
+def _reachable_host(engine_host: str, bound: set[str]) -> str:
+    """The engine's host as this machine reaches it; a port bound to one named address of a local engine
+    (not loopback, not every interface) is reached at that address."""
+    named = bound - {"", "0.0.0.0", "::", "127.0.0.1", "::1"}
+    if engine_host in ("127.0.0.1", "localhost") and len(named) == 1:
+        return named.pop()
+    return engine_host
 
 
 def services(

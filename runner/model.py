@@ -20,11 +20,13 @@ class Frozen(BaseModel):
 class PortBinding(Frozen):
     container_port: int
     protocol: Literal["tcp", "udp"] = "tcp"
-    host_ip: str = "127.0.0.1"
+    # "" : the backend's default, loopback when the engine runs on this machine (never every interface),
+    # the engine host's interfaces when it is remote, where its loopback would be out of everyone's reach
+    host_ip: str = ""
     host_port: int | None = None  # None: the engine picks a free port
 
     def __str__(self) -> str:
-        host = f"{self.host_ip}:{self.host_port or ''}"
+        host = f"{self.host_ip}:{self.host_port or ''}" if self.host_ip else f"{self.host_port or ''}"
         return f"{host}->{self.container_port}/{self.protocol}"
 
 

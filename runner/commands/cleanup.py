@@ -41,7 +41,10 @@ def cleanup(console: Console, request: CleanupRequest) -> int:
         raise InputError(f"--older-than: {exc}", "write it like 30m, 1h or 2d") from exc
     backend = connect()
     backend.ping()
-    reconcile(Ledger())
+    engine = backend.info()
+    reconcile(Ledger(), engine.id)
+    where = f"{engine.product} at {engine.address}"
+    console.print(f"[dim]engine: {escape(where)} (only its resources are looked at)[/dim]")
     foreign = _foreign_filters(request)
     runs: list[RunResources] = []
     if foreign:

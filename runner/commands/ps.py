@@ -15,9 +15,11 @@ from runner.teardown.ledger import Ledger
 def ps(console: Console) -> int:
     backend = connect()
     backend.ping()
+    engine = backend.info()
+    console.print(f"[dim]engine: {escape(engine.product)} at {escape(engine.address)}[/dim]")
     runs = labelled_runs(backend)
     ledger = Ledger()
-    reconcile(ledger)
+    reconcile(ledger, engine.id)
     if not runs:
         console.print("no run has resources on the engine")
         return 0

@@ -249,7 +249,10 @@ def _await_ready(
             )
         if _is_ready(backend, container_id, ready.command, ports):
             published = backend.published_ports(container_id) if action.ports else {}
-            where = ", ".join(f"{ip}:{port}->{inner}" for inner, (ip, port) in sorted(published.items()))
+            host = backend.info().published_host
+            where = ", ".join(
+                f"{_shown_host(ip, host)}:{port}->{inner}" for inner, (ip, port) in sorted(published.items())
+            )
             return Outcome(StepStatus.SUCCESS, None, f"published on {where}" if where else "", container_id)
         if context.should_stop():
             return Outcome(StepStatus.STOPPED, None, "stopped by an interrupt", container_id)
@@ -262,6 +265,11 @@ def _await_ready(
                 container_id,
             )
         time.sleep(ready.interval)
+
+
+def _shown_host(bound: str, engine_host: str) -> str:
+    """Where a person reaches a published port from this machine."""
+    return engine_host if bound in ("", "0.0.0.0", "::", "127.0.0.1", "::1") else bound
 
 
 def _is_ready(backend: Backend, container_id: str, command: str | None, ports: tuple[int, ...]) -> bool:

@@ -163,7 +163,13 @@ class Executor:
 
     def _begin(self) -> GuardedLease | None:
         # recorded first: a run the ledger cannot record must not start unguarded
-        self.ledger.start_run(self.run_id, self.pipeline.name, str(self.pipeline.source), str(self.owner))
+        self.ledger.start_run(
+            self.run_id,
+            self.pipeline.name,
+            str(self.pipeline.source),
+            str(self.owner),
+            engine=self.backend.info().id,
+        )
         # a kept run must outlive its runner: only the process watchdog can be told so ("done")
         lease = (
             GuardedLease(
@@ -236,7 +242,7 @@ class Executor:
         return self._result(None).status
 
     def _sweep_dead_runs(self) -> None:
-        reconcile(self.ledger)
+        reconcile(self.ledger, self.backend.info().id)
         leaks = find_leaks(self.backend, LeakFilter(exclude_run=self.run_id))
         if leaks:
             report = remove_runs(self.backend, leaks, self.ledger)

@@ -1,4 +1,5 @@
-"""Port mappings as `docker run -p` writes them; the host address defaults to 127.0.0.1."""
+"""Port mappings as `docker run -p` writes them; without an address, the backend chooses one (loopback
+when the engine runs on this machine)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,6 @@ def parse_port(text: str) -> PortBinding:
     return PortBinding(
         container_port=int(match.group("container")),
         protocol="udp" if match.group("proto") == "udp" else "tcp",
-        host_ip=(match.group("ip") or "127.0.0.1").strip("[]"),
+        host_ip=(match.group("ip") or "").strip("[]"),
         host_port=int(host) if host else None,
     )

@@ -64,10 +64,11 @@ def find_leaks(backend: Backend, leak_filter: LeakFilter) -> list[RunResources]:
     return [run for run in labelled_runs(backend) if leak_filter.matches(run)]
 
 
-def reconcile(ledger: Ledger) -> list[str]:
-    """Mark the runs that the ledger still shows running, but whose runner is dead, as killed."""
+def reconcile(ledger: Ledger, engine: str | None = None) -> list[str]:
+    """Mark the runs that the ledger still shows running, but whose runner is dead, as killed; with
+    `engine`, only the runs of that engine: another engine's resources are not visible from here."""
     ended = []
-    for record in ledger.unfinished():
+    for record in ledger.unfinished(engine):
         owner = labels.Owner.parse(record.owner)
         if owner is not None and not owner.is_alive():
             ledger.end_run(record.run_id, "killed", None)

@@ -1,36 +1,43 @@
 """The write-ahead ledger: each resource is recorded before it is created, and confirmed after.
 
 Labels are the source of truth; the ledger is the index that survives the runner, and the record of
-how each run ended that `runner ps` reads.
+how each run ended, and on which engine, that `runner ps` reads.
+
+Boring on purpose: a connection per operation (nothing held across threads or forks), a schema version
+migrated forward in one transaction, and rows read back by column name only.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from runner.errors import LedgerUnavailable
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY, pipeline TEXT, source TEXT, owner TEXT,
-    started REAL, ended REAL, status TEXT, exit_code INTEGER
-);
-CREATE TABLE IF NOT EXISTS resources (
-    run_id TEXT, kind TEXT, name TEXT, ident TEXT, step TEXT, state TEXT,
-    created REAL, removed REAL, PRIMARY KEY (run_id, kind, name)
-);
-CREATE TABLE IF NOT EXISTS steps (
-    run_id TEXT, step_id TEXT, name TEXT, status TEXT, exit_code INTEGER,
-    duration REAL, log_path TEXT, PRIMARY KEY (run_id, step_id)
-);
-"""
+SCHEMA_VERSION = 2
+# Each entry takes the schema from the version before it to its own number.
+MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE IF NOT EXISTS runs (
+        run_id TEXT PRIMARY KEY, pipeline TEXT, source TEXT, owner TEXT,
+        started REAL, ended REAL, status TEXT, exit_code INTEGER
+    );
+    CREATE TABLE IF NOT EXISTS resources (
+        run_id TEXT, kind TEXT, name TEXT, ident TEXT, step TEXT, state TEXT,
+        created REAL, removed REAL, PRIMARY KEY (run_id, kind, name)
+    );
+    CREATE TABLE IF NOT EXISTS steps (
+        run_id TEXT, step_id TEXT, name TEXT, status TEXT, exit_code INTEGER,
+        duration REAL, log_path TEXT, PRIMARY KEY (run_id, step_id)
+    );
+    """,
+    2: "ALTER TABLE runs ADD COLUMN engine TEXT NOT NULL DEFAULT '';",
+}
 
 
 def state_dir() -> Path:
@@ -51,21 +58,34 @@ class RunRecord:
     ended: float | None
     status: str
     exit_code: int | None
+    engine: str = ""  # the engine's id; "" for runs recorded before engines were
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> RunRecord:
+        return cls(
+            run_id=row["run_id"],
+            pipeline=row["pipeline"],
+            source=row["source"],
+            owner=row["owner"],
+            started=row["started"],
+            ended=row["ended"],
+            status=row["status"],
+            exit_code=row["exit_code"],
+            engine=row["engine"],
+        )
 
 
 class Ledger:
     def __init__(self, directory: Path | None = None) -> None:
         self.directory = directory or state_dir()
-        self.lock = threading.Lock()
+        self.path = self.directory / "ledger.sqlite"
         try:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chmod(self.directory, 0o700)
-            path = self.directory / "ledger.sqlite"
-            self.connection = sqlite3.connect(path, timeout=10, check_same_thread=False, isolation_level=None)
-            os.chmod(path, 0o600)
-            self.connection.execute("PRAGMA journal_mode=WAL")
-            self.connection.execute("PRAGMA synchronous=NORMAL")
-            self.connection.executescript(SCHEMA)
+            with self._connection() as db:
+                db.execute("PRAGMA journal_mode=WAL")
+                self._migrate(db)
+            os.chmod(self.path, 0o600)
         except (OSError, sqlite3.Error) as exc:
             raise self._unwritable(exc) from exc
 
@@ -76,24 +96,56 @@ class Ledger:
         )
 
     @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        with closing(sqlite3.connect(self.path, timeout=10, isolation_level=None)) as db:
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA synchronous=NORMAL")
+            yield db
+
+    @staticmethod
+    def _migrate(db: sqlite3.Connection) -> None:
+        db.execute("BEGIN IMMEDIATE")  # two runners starting at once migrate one after the other
+        try:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if version == 0 and db.execute("SELECT name FROM sqlite_master WHERE name = 'runs'").fetchone():
+                version = 1  # a ledger written before the schema had a version
+            if version > SCHEMA_VERSION:
+                raise sqlite3.DatabaseError(
+                    f"the ledger's schema is version {version}, newer than this runner's {SCHEMA_VERSION}"
+                )
+            for number in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self.lock:
-            try:
-                yield self.connection
-            except sqlite3.Error as exc:
-                raise self._unwritable(exc) from exc
+        try:
+            with self._connection() as db:
+                yield db
+        except sqlite3.Error as exc:
+            raise self._unwritable(exc) from exc
+
+    def _read(self, query: str, parameters: tuple[object, ...] = ()) -> list[sqlite3.Row]:
+        with self._connection() as db:
+            return db.execute(query, parameters).fetchall()
 
     def close(self) -> None:
-        with self.lock:
-            self.connection.close()
+        """Nothing stays open between calls; kept for callers that close what they open."""
 
     # runs
 
-    def start_run(self, run_id: str, pipeline: str, source: str, owner: str) -> None:
+    def start_run(self, run_id: str, pipeline: str, source: str, owner: str, engine: str = "") -> None:
         with self._write() as db:
             db.execute(
-                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, NULL, 'running', NULL)",
-                (run_id, pipeline, source, owner, time.time()),
+                "INSERT INTO runs (run_id, pipeline, source, owner, started, ended, status, exit_code, "
+                "engine) VALUES (?, ?, ?, ?, ?, NULL, 'running', NULL, ?)",
+                (run_id, pipeline, source, owner, time.time(), engine),
             )
 
     def end_run(self, run_id: str, status: str, exit_code: int | None) -> None:
@@ -104,33 +156,39 @@ class Ledger:
             )
 
     def run(self, run_id: str) -> RunRecord | None:
-        with self.lock:
-            row = self.connection.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        return RunRecord(*row) if row else None
+        rows = self._read("SELECT * FROM runs WHERE run_id = ?", (run_id,))
+        return RunRecord.from_row(rows[0]) if rows else None
 
     def count_runs(self, source: str) -> int:
-        with self.lock:
-            row = self.connection.execute("SELECT COUNT(*) FROM runs WHERE source = ?", (source,)).fetchone()
-        return int(row[0])
+        rows = self._read("SELECT COUNT(*) AS count FROM runs WHERE source = ?", (source,))
+        return int(rows[0]["count"])
 
-    def unfinished(self) -> list[RunRecord]:
-        with self.lock:
-            rows = self.connection.execute("SELECT * FROM runs WHERE status = 'running'").fetchall()
-        return [RunRecord(*row) for row in rows]
+    def unfinished(self, engine: str | None = None) -> list[RunRecord]:
+        """Runs still marked running; with `engine`, only those on that engine (or recorded without one)."""
+        if engine is None:
+            rows = self._read("SELECT * FROM runs WHERE status = 'running'")
+        else:
+            rows = self._read(
+                "SELECT * FROM runs WHERE status = 'running' AND engine IN (?, '')", (engine,)
+            )
+        return [RunRecord.from_row(row) for row in rows]
 
-    def runs(self, limit: int = 50) -> list[RunRecord]:
-        with self.lock:
-            rows = self.connection.execute(
-                "SELECT * FROM runs ORDER BY started DESC LIMIT ?", (limit,)
-            ).fetchall()
-        return [RunRecord(*row) for row in rows]
+    def runs(self, limit: int = 50, engine: str | None = None) -> list[RunRecord]:
+        if engine is None:
+            rows = self._read("SELECT * FROM runs ORDER BY started DESC LIMIT ?", (limit,))
+        else:
+            rows = self._read(
+                "SELECT * FROM runs WHERE engine = ? ORDER BY started DESC LIMIT ?", (engine, limit)
+            )
+        return [RunRecord.from_row(row) for row in rows]
 
     # resources
 
     def intend(self, run_id: str, kind: str, name: str, step: str) -> None:
         with self._write() as db:
             db.execute(
-                "INSERT OR REPLACE INTO resources VALUES (?, ?, ?, NULL, ?, 'intended', ?, NULL)",
+                "INSERT OR REPLACE INTO resources (run_id, kind, name, ident, step, state, created, removed) "
+                "VALUES (?, ?, ?, NULL, ?, 'intended', ?, NULL)",
                 (run_id, kind, name, step, time.time()),
             )
 
@@ -152,11 +210,10 @@ class Ledger:
 
     def open_resources(self, run_id: str) -> list[tuple[str, str]]:
         """(kind, name) of every resource of the run not known to be removed."""
-        with self.lock:
-            rows = self.connection.execute(
-                "SELECT kind, name FROM resources WHERE run_id = ? AND state != 'removed'", (run_id,)
-            ).fetchall()
-        return [(str(kind), str(name)) for kind, name in rows]
+        rows = self._read(
+            "SELECT kind, name FROM resources WHERE run_id = ? AND state != 'removed'", (run_id,)
+        )
+        return [(str(row["kind"]), str(row["name"])) for row in rows]
 
     # steps
 
@@ -172,6 +229,7 @@ class Ledger:
     ) -> None:
         with self._write() as db:
             db.execute(
-                "INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO steps (run_id, step_id, name, status, exit_code, duration, log_path) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (run_id, step_id, name, status, exit_code, duration, log),
             )

@@ -50,7 +50,7 @@ def test_the_seed_flows_load(tmp_path: Path) -> None:
     redis = load(tmp_path, seeds.DOCKER_REDIS)
     start = step(redis.steps[0]).action
     assert isinstance(start, ContainerRun) and start.detach and start.image == "redis"
-    assert [(p.host_ip, p.host_port, p.container_port) for p in start.ports] == [("127.0.0.1", 6379, 6379)]
+    assert [(p.host_ip, p.host_port, p.container_port) for p in start.ports] == [("", 6379, 6379)]
     stop = step(redis.finally_[0]).action
     assert stop == StopAction(target="{{outputs.start.taskRunner.containerId}}", by="container")
     assert redis.templating is not None and redis.templating.names["vars"] == {"host": "host.docker.internal"}
