@@ -23,7 +23,7 @@ from typing import Any
 
 from runner.backend import connect
 from runner.backend.base import Backend
-from runner.config import config_images
+from runner.config import config_images, engine_settings
 from runner.engine.events import SilentReporter
 from runner.engine.executor import Executor, RunOptions
 from runner.engine.images import ImageResolver
@@ -125,9 +125,9 @@ class Services:
         self.stop()
 
     def start(self) -> Environment:
-        backend = self.backend or connect()
-        backend.ping()
         document, path = _document(self.source)
+        backend = self.backend or connect(engine_settings(path if path.name else None))
+        backend.ping()
         image_map = {**(config_images(path) if path.name else {}), **self.images}
         pipeline = _publish_exposed_ports(
             load_services(document, path), ImageResolver(backend, image_map), backend

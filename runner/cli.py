@@ -89,8 +89,22 @@ def main_options(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            "--engine",
+            help="The engine: unix:///path, tcp://host:port, ssh://user@host, a socket path or a docker "
+            "context name (default: runner.toml's engine, DOCKER_HOST, the current docker context, then "
+            "the local Docker and Podman sockets).",
+        ),
+    ] = None,
 ) -> None:
     """Run container pipelines with a guaranteed finally, and leave nothing behind."""
+    if engine:
+        from runner.config import ENGINE_VARIABLE
+
+        # the environment carries it to every engine client of this process and to the processes it starts
+        os.environ[ENGINE_VARIABLE] = engine
 
 
 Repeated = Annotated[list[str] | None, typer.Option()]
@@ -268,6 +282,15 @@ def ps(no_color: NoColor = False) -> None:
     from runner.commands.ps import ps as ps_command
 
     _execute(lambda: ps_command(_console(no_color)))
+
+
+@app.command()
+def doctor(no_color: NoColor = False) -> None:
+    """Say which engine a run would use and whether everything it needs works, with a hint for each
+    problem; exit 0 only when a run would work."""
+    from runner.commands.doctor import doctor as doctor_command
+
+    _execute(lambda: doctor_command(_console(no_color)))
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.prompt import Confirm, Prompt
 
 from runner.backend import connect
-from runner.config import config_images, parse_pairs, read_env_file
+from runner.config import config_images, engine_settings, parse_pairs, read_env_file
 from runner.engine.executor import ConfirmManual, Executor, RunOptions
 from runner.formats import find_default, load_pipeline
 from runner.formats.options import LoadOptions
@@ -70,7 +70,7 @@ def run(console: Console, request: RunRequest) -> int:
     path, pipeline, env = load(console, request, ledger)
     secrets = _env(request.secret_files, request.secrets, "--secret")
     image_map = {**config_images(path), **parse_pairs(request.images, "--image")}
-    backend = connect()
+    backend = connect(engine_settings(path))
     backend.ping()
     reporter = ConsoleReporter(console, quiet=request.quiet, verbose=request.verbose)
     options = RunOptions(
