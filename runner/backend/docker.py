@@ -316,12 +316,20 @@ class DockerBackend:
         return published
 
     def listening_ports(self, container_id: str) -> frozenset[int] | None:
-        result = self.exec(container_id, procnet.READ_COMMAND)
-        text = result.output.decode("utf-8", errors="replace")
-        if procnet.looks_like_tables(text):
-            return procnet.listening_ports(text)
-        if result.exit_code in MISSING_TOOL_CODES or "executable file not found" in text:
-            return self._probe_from_outside(container_id)
+        try:
+            result = self.exec(container_id, procnet.READ_COMMAND)
+            text = result.output.decode("utf-8", errors="replace")
+            if procnet.looks_like_tables(text):
+                return procnet.listening_ports(text)
+            if not self.state(container_id).running:
+                return frozenset()
+            if result.exit_code in MISSING_TOOL_CODES or "executable file not found" in text:
+                return self._probe_from_outside(container_id)
+        except RunnerError:
+            # a container that exits while it is probed listens on nothing; the caller sees it exited
+            if not self.state(container_id).running:
+                return frozenset()
+            raise
         return None
 
     def _probe_from_outside(self, container_id: str) -> frozenset[int] | None:
