@@ -111,9 +111,11 @@ class DockerBackend:
         )
         name = str(info.get("Name") or "")
         remote = self.endpoint.scheme in ("tcp", "ssh") and name != socket.gethostname()
-        engine_id = str(info.get("ID") or "") or hashlib.sha256(
-            f"{name}\0{self.endpoint.address}".encode()
-        ).hexdigest()[:32]
+        engine_id = str(info.get("ID") or "")
+        if product == "Podman" or not engine_id:
+            # Podman answers a new random ID on every call: its storage root on its host is what lasts
+            stable = f"{product}\0{name}\0{info.get('DockerRootDir', '')}\0{self.endpoint.address}"
+            engine_id = hashlib.sha256(stable.encode()).hexdigest()[:32]
         host, host_source = self._published_host()
         host_socket, _ = self._host_socket(product, remote)
         return EngineInfo(
@@ -227,7 +229,7 @@ class DockerBackend:
             mem_limit=spec.memory,
             nano_cpus=int(spec.cpus * 1e9) if spec.cpus else None,
             auto_remove=spec.auto_remove,
-            extra_hosts=self._host_alias() if spec.host_alias and not spec.join else None,
+            extra_hosts=self._host_alias(spec.network) if spec.host_alias and not spec.join else None,
         )
         networking = None
         if spec.network and not spec.join and not spec.network_mode:
@@ -252,9 +254,21 @@ class DockerBackend:
         )
         return str(response["Id"])
 
-    def _host_alias(self) -> dict[str, str] | None:
-        # Podman resolves the name by itself and older versions refuse the `host-gateway` keyword.
-        return None if self.info().product == "Podman" else {HOST_ALIAS: "host-gateway"}
+    def _host_alias(self, network: str | None) -> dict[str, str] | None:
+        if self.info().product != "Podman":
+            return {HOST_ALIAS: "host-gateway"}
+        # Podman before 5 writes the `host-gateway` keyword into /etc/hosts as it is: name the gateway of
+        # the container's network instead, which is this machine as seen from the container.
+        gateway = self._gateway(network or "podman")
+        return {HOST_ALIAS: gateway} if gateway else None
+
+    def _gateway(self, network: str) -> str | None:
+        try:
+            described = self._call(lambda: self.api.inspect_network(network))
+        except RunnerError:
+            return None
+        configs = (described.get("IPAM") or {}).get("Config") or []
+        return next((str(c["Gateway"]) for c in configs if c.get("Gateway") and "." in c["Gateway"]), None)
 
     def image_ports(self, image: str) -> tuple[int, ...]:
         config = self._call(lambda: self.api.inspect_image(image)).get("Config") or {}  # type: ignore[no-untyped-call]
