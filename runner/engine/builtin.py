@@ -16,7 +16,8 @@ from runner.errors import RunnerError
 from runner.model import AssertAction, FailAction, LogAction, RedisAction, ReturnAction, SleepAction
 
 BuiltinAction = LogAction | FailAction | SleepAction | AssertAction | ReturnAction | RedisAction
-HOST_ALIASES = {"host.docker.internal": "127.0.0.1"}  # in the runner, the host is this machine
+ENGINE_HOST_NAMES = ("host.docker.internal",)  # in a container: the engine's host
+LOOPBACK_NAMES = ("localhost", "127.0.0.1")
 NO_PASSWORD = "without any password configured"
 
 
@@ -34,6 +35,7 @@ class BuiltinContext:
     log: Callable[[str], None]
     warn: Callable[[str], None]
     should_stop: Callable[[], bool]
+    engine_host: str = "127.0.0.1"  # where this process reaches ports the engine publishes
 
 
 def run_builtin(action: BuiltinAction, context: BuiltinContext) -> BuiltinResult:
@@ -116,7 +118,11 @@ def _client(url: str, context: BuiltinContext) -> Any:
 
     parsed = urllib.parse.urlsplit(url)
     host = parsed.hostname or "localhost"
-    rewritten = url.replace(host, HOST_ALIASES[host], 1) if host in HOST_ALIASES else url
+    # These tasks run in the runner, not in a container: a flow's address of the engine's host (and, when
+    # the engine is remote, of "this machine", where a flow expects its published ports) is the engine host.
+    remote = context.engine_host not in LOOPBACK_NAMES
+    aliased = host in ENGINE_HOST_NAMES or (remote and host in LOOPBACK_NAMES)
+    rewritten = url.replace(host, context.engine_host, 1) if aliased else url
     client = redis.Redis.from_url(
         rewritten, decode_responses=True, socket_timeout=10, socket_connect_timeout=5
     )

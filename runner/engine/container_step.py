@@ -20,6 +20,8 @@ from runner.model import ContainerRun, Mount, ReadyCheck, Step
 POLL = 0.05
 STOP_GRACE = 2
 MAX_LINE = 64 * 1024
+READY_BACKOFF = 1.5
+READY_MAX_INTERVAL = 1.0
 OUTPUT_MARKER = re.compile(r"^::(\{.*\})::$")
 
 
@@ -233,6 +235,7 @@ def _await_ready(
     )
     deadline = time.monotonic() + ready.timeout
     backend = context.backend
+    interval = ready.interval
     while True:
         state = backend.state(container_id)
         if not state.running:
@@ -264,7 +267,10 @@ def _await_ready(
                 f"not ready after {ready.timeout:g}s (waited for {what})",
                 container_id,
             )
-        time.sleep(ready.interval)
+        time.sleep(interval)
+        # each look is an exec in the engine (Podman keeps a process per exec for minutes): look often
+        # at first, when most services become ready, then less
+        interval = min(interval * READY_BACKOFF, max(ready.interval, READY_MAX_INTERVAL))
 
 
 def _shown_host(bound: str, engine_host: str) -> str:
@@ -295,6 +301,7 @@ def _listening(backend: Backend, container_id: str, ports: tuple[int, ...]) -> b
 
 
 SERVICE_READY_TIMEOUT = 60.0
+SIDECAR_INTERVAL = 0.1
 
 
 def start_sidecars(
@@ -340,6 +347,7 @@ def _await_sidecars(
     backend = context.backend
     deadline = time.monotonic() + SERVICE_READY_TIMEOUT
     waiting = list(started)
+    interval = SIDECAR_INTERVAL
     while waiting:
         name, container_id, ports = waiting[0]
         state = backend.state(container_id)
@@ -355,4 +363,5 @@ def _await_sidecars(
                 f"service '{name}' did not accept connections on port {', '.join(map(str, ports))} "
                 f"within {SERVICE_READY_TIMEOUT:g}s"
             )
-        time.sleep(0.1)
+        time.sleep(interval)
+        interval = min(interval * READY_BACKOFF, READY_MAX_INTERVAL)

@@ -507,6 +507,7 @@ class Executor:
             log=log,
             warn=lambda text: self.reporter.notice(f"{step.name}: {text}", warning=True),
             should_stop=should_stop,
+            engine_host=self.backend.info().published_host,
         )
         result = run_builtin(action, context)
         return Outcome(result.status, None, result.message, outputs=result.outputs)

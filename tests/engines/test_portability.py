@@ -23,6 +23,7 @@ from runner.formats import load_pipeline
 from runner.teardown.ledger import Ledger
 from tests.conftest import IMAGE_MAP, RUN_LABEL, image_args
 from tests.engines.conftest import TOP, Engine
+from tests.kestra import seeds
 
 pytestmark = pytest.mark.docker
 Write = Callable[..., Path]
@@ -139,6 +140,19 @@ def test_kill_9_of_the_runner_and_its_watchdog_leaves_nothing(engine: Engine, wr
     assert engine.wait_until_gone(label, within=30) == []
     KILL_FIGURES[engine.name] = time.monotonic() - killed
     print(f"\n{engine.name}: nothing left {KILL_FIGURES[engine.name]:.1f}s after kill -9")
+
+
+def test_the_kestra_redis_seed_flow_runs_as_written(engine: Engine, tmp_path: Path) -> None:
+    """Its Redis tasks run in the runner and reach `host.docker.internal`: the engine's host, wherever."""
+    path = tmp_path / "flow.yml"
+    path.write_text(seeds.DOCKER_REDIS, encoding="utf-8")
+    result = Executor(
+        load_pipeline(path), engine.backend(), Ledger(), SilentReporter(), RunOptions(image_map=IMAGE_MAP)
+    ).run()
+    assert result.exit_code == 0, [(r.step_id, r.status, r.message) for r in result.results]
+    got = next(r for r in result.results if r.step_id == "get")
+    assert got.outputs["data"] == "dockerRedis"
+    assert engine.labelled(f"{RUN_LABEL}={result.run_id}") == []
 
 
 def test_doctor_tells_the_truth(engine: Engine) -> None:
