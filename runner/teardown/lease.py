@@ -27,6 +27,7 @@ from runner.teardown.reaper import Lease as WatchdogLease
 
 REAPER_LABEL = "dev.runner.reaper"
 SHARED_LABEL = "dev.runner.reaper.shared"  # set only on reapers that runs start, with the timeouts below
+SOURCE_LABEL = "dev.runner.reaper.source"  # the reaper's source hash: only a current one takes leases
 REAPER_PORT = 8080
 RECONNECTION_TIMEOUT = "5s"  # a killed runner's resources go this long after its lease breaks
 IDLE_TIMEOUT = "60s"  # a reaper nobody uses leaves after this
@@ -99,8 +100,11 @@ class EngineLease:
             self.connection = None
 
     def _live_reaper(self, image: str) -> str | None:
-        for container in self.backend.list_resources("container", f"{SHARED_LABEL}={RECONNECTION_TIMEOUT}"):
-            if container.running and container.image in (image, provision.tool_image()):
+        """A running reaper that runs started from this very source: engines name images differently in
+        listings (Podman prefixes `localhost/`), so the source hash on the container decides."""
+        current = f"{SOURCE_LABEL}={provision.source_hash()}"
+        for container in self.backend.list_resources("container", current):
+            if container.running and container.labels.get(SHARED_LABEL) == RECONNECTION_TIMEOUT:
                 return container.id
         return None
 
@@ -111,6 +115,7 @@ class EngineLease:
             labels={
                 REAPER_LABEL: "true",
                 SHARED_LABEL: RECONNECTION_TIMEOUT,
+                SOURCE_LABEL: provision.source_hash(),
                 "org.testcontainers.ryuk": "true",
             },
             env={"RYUK_RECONNECTION_TIMEOUT": RECONNECTION_TIMEOUT, "RYUK_CONNECTION_TIMEOUT": IDLE_TIMEOUT},
