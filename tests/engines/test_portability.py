@@ -20,6 +20,7 @@ from runner.engine.events import SilentReporter
 from runner.engine.executor import Executor, RunOptions
 from runner.engine.status import StepStatus
 from runner.formats import load_pipeline
+from runner.teardown import provision
 from runner.teardown.ledger import Ledger
 from tests.conftest import IMAGE_MAP, RUN_LABEL, image_args
 from tests.engines.conftest import TOP, Engine
@@ -28,6 +29,7 @@ from tests.kestra import seeds
 pytestmark = pytest.mark.docker
 Write = Callable[..., Path]
 KILL_FIGURES: dict[str, float] = {}
+DEMO = ("run", "examples/redis.yml", "--no-color", "--image", "redis=runner/redis:bookworm")
 
 LONG_STEP = """
     image: busybox
@@ -67,10 +69,15 @@ def runner(engine: Engine, *args: str, timeout: float = 300) -> subprocess.Compl
 
 
 def test_the_demo_passes(engine: Engine) -> None:
-    done = runner(engine, "run", "examples/redis.yml", "--no-color", "--image", "redis=runner/redis:bookworm")
+    done = runner(engine, *DEMO)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "all removed" in done.stdout
     assert "guarded by: reaper container, lease over the engine connection" in done.stdout
+    again = runner(engine, *DEMO)
+    assert again.returncode == 0, again.stdout + again.stderr
+    current = f"dev.runner.reaper.source={provision.source_hash()}"
+    reapers = [r for r in engine.backend().list_resources("container", current) if r.running]
+    assert len(reapers) == 1, "the second run did not share the first run's reaper"
 
 
 def test_a_slow_service_is_not_ready_before_it_listens(engine: Engine, write: Write) -> None:
