@@ -202,6 +202,22 @@ def test_bind_mounts_are_refused_on_a_remote_engine(engine: Engine, write: Write
     assert done.returncode == 2, done.stdout + done.stderr
     assert "another machine" in done.stderr and "drop --bind" in done.stderr
     assert "Traceback" not in done.stderr
+    flow = write(
+        """
+        id: mounts
+        namespace: company.team
+        tasks:
+          - id: read
+            type: io.kestra.plugin.docker.Run
+            containerImage: busybox
+            commands: [ls, /data]
+            volumes: ["/tmp:/data"]
+        """,
+        "flow.yml",
+    )
+    refused = runner(engine, "run", str(flow), "--no-color", *image_args())
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "step 'read' bind-mounts /tmp at /data" in refused.stderr and "another machine" in refused.stderr
 
 
 def test_the_runner_builds_its_own_image_where_it_is_missing(engine: Engine, write: Write) -> None:
