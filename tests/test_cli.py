@@ -129,6 +129,21 @@ def test_no_engine_is_one_clear_line_and_exit_3(write: Write) -> None:
 
 
 @pytest.mark.docker
+def test_doctor_says_why_no_run_would_work_and_exits_3() -> None:
+    env = {**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+    completed = subprocess.run(
+        [sys.executable, "-m", "runner", "doctor", "--no-color"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert completed.returncode == 3, completed.stdout + completed.stderr
+    assert "no engine answers at unix:///nonexistent/docker.sock (chosen by DOCKER_HOST)" in completed.stdout
+    assert "hint: start it" in completed.stdout and "a run would not work" in completed.stdout
+    assert "Traceback" not in completed.stdout + completed.stderr
+
+
 def test_a_failing_pipeline_exits_1_after_finally(cli: Cli, write: Write) -> None:
     path = write("""
         image: busybox
