@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import io
 import os
+import select
 import socket
 import struct
 import threading
@@ -36,6 +37,65 @@ from runner.backend.base import (
 )
 from runner.backend.discovery import Endpoint, resolve_endpoint
 from runner.errors import EngineUnavailable, ImageUnavailable, ResourceGone, RunnerError
+
+try:  # the SDK's ssh:// transport imports paramiko (docker[ssh]), even to run the `ssh` binary as here
+    from docker.transport.sshconn import SSHConnection, SSHConnectionPool, SSHHTTPAdapter, SSHSocket
+except ImportError:
+    SSH_TRANSPORT = False
+else:
+    SSH_TRANSPORT = True
+
+    class _SSHSocket(SSHSocket):
+        """The SDK's socket over the `ssh` binary, made to behave as a socket where the runner relies on it.
+
+        recv(n) of the SDK waits for all n bytes, and ignores the timeout: a lease's reader waited
+        forever for its few bytes. Its close writes to ssh's stdin, which fails once ssh has exited, as it
+        does as soon as the engine ends a stream: an exec's output, read in full, was lost to the error.
+        """
+
+        def recv(self, n: int, flags: int = 0) -> bytes:
+            """Up to n bytes, as soon as there are any; TimeoutError when none come within the timeout."""
+            assert self.proc is not None and self.proc.stdout is not None, "connect() first"
+            stream = self.proc.stdout
+            fd = stream.fileno()
+            os.set_blocking(fd, False)
+            try:
+                # what the HTTP parser read ahead is in the buffer: read1 returns it before reading the pipe
+                chunk = stream.read1(n)  # type: ignore[attr-defined]
+                if not chunk and not select.select([fd], [], [], self.gettimeout())[0]:
+                    raise TimeoutError("timed out")
+                return bytes(chunk or stream.read1(n))  # type: ignore[attr-defined]
+            finally:
+                os.set_blocking(fd, True)
+
+        def close(self) -> None:
+            try:
+                super().close()
+            except OSError:
+                if self.proc is not None and self.proc.stdin is not None:
+                    with contextlib.suppress(OSError):
+                        self.proc.stdin.close()
+                    self.proc.poll()
+
+    class _SSHConnection(SSHConnection):
+        def connect(self) -> None:
+            sock = _SSHSocket(self.ssh_host or "")
+            sock.settimeout(self.timeout)
+            sock.connect()
+            self.sock = sock
+
+    class _SSHConnectionPool(SSHConnectionPool):
+        def __init__(self, timeout: int, maxsize: int, host: str) -> None:
+            super().__init__(timeout=timeout, maxsize=maxsize, host=host)
+            self.connect_timeout = timeout
+
+        def _new_conn(self) -> Any:  # an _SSHConnection: the stubs' SSHConnection misses urllib3's protocol
+            return _SSHConnection(timeout=self.connect_timeout, host=self.ssh_host)
+
+    class _SSHAdapter(SSHHTTPAdapter):
+        def get_connection(self, url: str | bytes, proxies: Any = None) -> SSHConnectionPool:
+            return _SSHConnectionPool(self.timeout, self.max_pool_size, self.ssh_host)
+
 
 T = TypeVar("T")
 
@@ -69,6 +129,9 @@ class DockerBackend:
             )
         except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
             raise self._down(exc) from exc
+        if self.endpoint.scheme == "ssh" and SSH_TRANSPORT:
+            quiet = _SSHAdapter(self.endpoint.address, timeout=120, max_pool_size=pool_size, shell_out=True)
+            self.api.mount("http+docker://ssh", quiet)
 
     def _down(self, exc: Exception) -> EngineUnavailable:
         return EngineUnavailable(
