@@ -118,6 +118,13 @@ class DockerBackend:
         self.endpoint = resolve_endpoint(self.settings.engine, self.settings.configured_engine)
         self._info: EngineInfo | None = None
         self._info_lock = threading.Lock()
+        if self.endpoint.scheme == "ssh" and not SSH_TRANSPORT:
+            raise EngineUnavailable(
+                f"{self.endpoint.address} (chosen by {self.endpoint.source}) needs the SDK's ssh transport, "
+                "which is not installed",
+                "pip install 'docker[ssh]' (the runner's own dependencies include it), or use tcp:// or a "
+                "docker context",
+            )
         try:
             self.api = docker.APIClient(
                 base_url=self.endpoint.address,
