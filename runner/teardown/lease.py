@@ -21,7 +21,7 @@ from typing import Protocol
 from runner.backend.base import Backend, ContainerSpec, Lease
 from runner.errors import RunnerError
 from runner.model import Mount, PortBinding
-from runner.teardown import provision
+from runner.teardown import provision, ryuk
 from runner.teardown.labels import RUN_ID
 from runner.teardown.reaper import Lease as WatchdogLease
 
@@ -147,17 +147,11 @@ class EngineLease:
         host = self.backend.info().published_host
         connection = socket.create_connection((host, port), timeout=5)
         try:
-            connection.sendall(filters.encode() + b"\n")
-            answer = b""
-            while not answer.endswith(b"\n"):
-                chunk = connection.recv(16)
-                if not chunk:
-                    break
-                answer += chunk
+            acknowledged = ryuk.register(connection, filters)
         except OSError as exc:
             connection.close()
             raise ReaperUnavailable(f"the reaper did not answer at {host}:{port}: {exc}") from exc
-        if answer.strip() != ACK:
+        if not acknowledged:
             connection.close()
             raise ReaperUnavailable("the reaper did not acknowledge the run")
         connection.settimeout(None)

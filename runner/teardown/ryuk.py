@@ -262,6 +262,19 @@ def docker_socket() -> str:
     return host.removeprefix("unix://") if host.startswith("unix://") else "/var/run/docker.sock"
 
 
+def register(conn: socket.socket, filters: str) -> bool:
+    """A client's side of the protocol: send one filter line, and tell whether the reaper acknowledged it.
+    Raises OSError when the connection fails."""
+    conn.sendall(filters.strip().encode() + b"\n")
+    answer = b""
+    while not answer.endswith(b"\n"):
+        chunk = conn.recv(16)
+        if not chunk:
+            break
+        answer += chunk
+    return answer.strip() == b"ACK"
+
+
 def hold_lease(filters: str, port: int) -> int:
     """`ryuk.py lease FILTERS`, run inside the reaper's container by a client that holds its stdin open:
     registers FILTERS over the local protocol, prints ACK, and keeps the connection until stdin ends.
@@ -269,14 +282,7 @@ def hold_lease(filters: str, port: int) -> int:
     when the client, or its whole machine, goes away."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
-            conn.sendall(filters.strip().encode() + b"\n")
-            answer = b""
-            while not answer.endswith(b"\n"):
-                chunk = conn.recv(16)
-                if not chunk:
-                    break
-                answer += chunk
-            if answer.strip() != b"ACK":
+            if not register(conn, filters):
                 print(f"ryuk: no ACK for {filters!r}", file=sys.stderr, flush=True)
                 return 1
             print("ACK", flush=True)

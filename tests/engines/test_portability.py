@@ -25,6 +25,7 @@ from runner.teardown.ledger import Ledger
 from tests.conftest import IMAGE_MAP, RUN_LABEL, image_args
 from tests.engines.conftest import TOP, Engine
 from tests.kestra import seeds
+from tests.test_cli import read_until
 
 pytestmark = pytest.mark.docker
 Write = Callable[..., Path]
@@ -114,20 +115,12 @@ def _start_run(engine: Engine, path: Path) -> tuple[subprocess.Popen[str], str]:
         env=engine.env,
         start_new_session=True,
     )
-    assert process.stdout is not None
-    seen, run_id = "", ""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        seen += line
-        if not run_id and " run " in line:
-            run_id = line.rsplit("run ", 1)[1].strip()
-        if "long-running" in line:
-            return process, run_id
-    os.killpg(process.pid, signal.SIGKILL)
-    raise AssertionError(f"the run never reached its long step:\n{seen}")
+    try:
+        _, run_id = read_until(process, "long-running", timeout=120)
+    except AssertionError:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
+    return process, run_id
 
 
 def test_kill_9_of_the_runner_and_its_watchdog_leaves_nothing(engine: Engine, write: Write) -> None:
