@@ -27,22 +27,10 @@ lock_fd=""
 readonly conf=/etc/containers/containers.conf
 readonly default_images="runner/busybox:latest runner/redis:bookworm runner/reaper:latest runner/base:bookworm"
 
-log() { printf 'podman: %s\n' "$*" >&2; }
-die() { printf 'podman: error: %s\n' "$*" >&2; exit 1; }
-
-usage() {
-    printf 'usage: %s start [IMAGE...] | stop | host\n' "$0" >&2
-    exit 2
-}
-
-apt_get() {
-    DEBIAN_FRONTEND=noninteractive apt-get -q -y \
-        -o DPkg::Lock::Timeout=300 "$@" </dev/null
-}
-
-pkg_installed() {
-    [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]
-}
+readonly script_name=podman usage_text="start [IMAGE...] | stop | host"
+apt_install_options=()
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 answers() {
     [[ -S "$sock" ]] || return 1
@@ -63,21 +51,8 @@ service_pids() {
     done
 }
 
-install_packages() {
-    local missing=() p
-    for p in podman catatonit; do
-        pkg_installed "$p" || missing+=("$p")
-    done
-    ((${#missing[@]})) || return 0
-    command -v apt-get >/dev/null 2>&1 || die "${missing[*]} missing and apt-get is not available"
-    for p in "${missing[@]}"; do
-        if ! apt-cache policy "$p" 2>/dev/null | grep -q 'Candidate: [0-9]'; then
-            apt_get update >/dev/null
-            break
-        fi
-    done
-    log "installing ${missing[*]}"
-    apt_get install "${missing[@]}" >/dev/null
+install_packages_here() {
+    install_packages podman catatonit
     command -v podman >/dev/null 2>&1 || die "apt-get install podman did not provide podman"
 }
 
@@ -289,7 +264,7 @@ start)
         IFS=', ' read -r -a images <<<"${ENGINE_IMAGES-$default_images}"
     fi
     take_lock
-    install_packages
+    install_packages_here
     ensure_conf
     start_service
     if ((${#images[@]})); then

@@ -39,13 +39,9 @@ readonly lock_file=/run/runner-remote-engine.lock
 lock_fd=""
 readonly default_images="runner/busybox:latest runner/redis:bookworm runner/reaper:latest runner/base:bookworm"
 
-log() { printf 'remote-engine: %s\n' "$*" >&2; }
-die() { printf 'remote-engine: error: %s\n' "$*" >&2; exit 1; }
-
-usage() {
-    printf 'usage: %s start [IMAGE...] | stop | host\n' "$0" >&2
-    exit 2
-}
+readonly script_name=remote-engine usage_text="start [IMAGE...] | stop | host"
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 dockerfile() {
     cat <<EOF

@@ -45,41 +45,16 @@ readonly client_key="${state}/id_ed25519"
 readonly wrapper="${state}/bin/ssh"
 lock_fd=""
 
-log() { printf 'sshd: %s\n' "$*" >&2; }
-die() { printf 'sshd: error: %s\n' "$*" >&2; exit 1; }
+readonly script_name=sshd usage_text="start | stop | host"
+# Only the files: the package's own service is not started (policy-rc.d answers 101 while a temporary one
+# is in place), so that nothing listens on port 22 because of this script.
+apt_install_options=(--no-install-recommends)
+apt_wrapper=with_no_service_start
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-usage() {
-    printf 'usage: %s start | stop | host\n' "$0" >&2
-    exit 2
-}
-
-apt_get() {
-    DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 apt-get -q -y \
-        -o DPkg::Lock::Timeout=300 "$@" </dev/null
-}
-
-pkg_installed() {
-    [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]
-}
-
-install_packages() {
-    local missing=() p
-    for p in openssh-server openssh-client; do
-        pkg_installed "$p" || missing+=("$p")
-    done
-    ((${#missing[@]})) || return 0
-    [[ "$(id -u)" -eq 0 ]] || die "${missing[*]} missing, and installing needs root"
-    command -v apt-get >/dev/null 2>&1 || die "${missing[*]} missing and apt-get is not available"
-    for p in "${missing[@]}"; do
-        if ! apt-cache policy "$p" 2>/dev/null | grep -q 'Candidate: [0-9]'; then
-            apt_get update >/dev/null
-            break
-        fi
-    done
-    log "installing ${missing[*]}"
-    # Only the files: the package's own service is not started (policy-rc.d answers 101 while a
-    # temporary one is in place), so that nothing listens on port 22 because of this script.
-    with_no_service_start apt_get install --no-install-recommends "${missing[@]}" >/dev/null
+install_packages_here() {
+    install_packages openssh-server openssh-client
     [[ -x "$sshd_bin" ]] || die "apt-get install openssh-server did not provide ${sshd_bin}"
 }
 
@@ -322,7 +297,7 @@ host)
     print_host
     ;;
 start)
-    install_packages
+    install_packages_here
     command -v docker >/dev/null 2>&1 || die "the docker CLI is needed: its dial-stdio is the remote end"
     take_lock
     make_state
