@@ -109,3 +109,30 @@ def test_without_a_filter_foreign_resources_are_never_touched(leaks: dict[str, s
     for key in ("running", "stopped", "compose", "bystander", "other_value"):
         assert exists("container", leaks[key]), key
     assert exists("network", f"leak-{leaks['tag']}") and exists("volume", f"leak-{leaks['tag']}")
+
+
+def test_what_an_orchestrator_manages_is_never_removed() -> None:
+    """A Swarm task container would be started again by its manager: sweeps and filters pass over it,
+    even when it carries the runner's own labels."""
+    tag = uuid.uuid4().hex[:8]
+    managed = docker(
+        "run",
+        "-d",
+        "--init",
+        "--label",
+        f"dev.runner.run-id=orchestrated-{tag}",
+        "--label",
+        f"test.tool={tag}",
+        "--label",
+        "com.docker.swarm.service.id=abc",
+        BUSYBOX,
+        "sleep",
+        "600",
+    )
+    try:
+        for args in (("--run", f"orchestrated-{tag}"), ("--label", f"test.tool={tag}")):
+            completed = cleanup(*args)
+            assert completed.returncode == 0, completed.stderr
+            assert exists("container", managed), f"cleanup {' '.join(args)} removed a managed container"
+    finally:
+        docker("rm", "-f", managed)
