@@ -39,3 +39,29 @@ install_packages() {
     log "installing ${missing[*]}"
     ${apt_wrapper:-} apt_get install "${apt_install_options[@]}" "${missing[@]}" >/dev/null
 }
+
+# take_lock FILE SECONDS: serialise start and stop, since tests and CI may call a script at the same time.
+# The lock is held on a file descriptor kept in `lock_fd` until the script exits.
+take_lock() {
+    mkdir -p "$(dirname "$1")"
+    exec {lock_fd}>"$1"
+    flock -w "$2" "$lock_fd" || die "$1 is held by another $0 for $2 s"
+}
+
+# Close every descriptor above stderr, so a daemon started from here keeps no lock or pipe of ours open.
+close_fds() {
+    local fd
+    for fd in /proc/self/fd/*; do
+        fd="${fd##*/}"
+        if ((fd > 2)); then
+            eval "exec ${fd}>&-" 2>/dev/null || true
+        fi
+    done
+}
+
+# alive PID: the process exists and is not a zombie (an exited child stays one until its parent exits).
+alive() {
+    local process_state  # not `state`: a script may hold a readonly of that name
+    process_state="$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" || return 1
+    [[ -n "$process_state" && "$process_state" != Z ]]
+}

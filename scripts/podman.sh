@@ -123,16 +123,6 @@ ensure_conf() {
     fi
 }
 
-close_fds() {
-    local fd
-    for fd in /proc/self/fd/*; do
-        fd="${fd##*/}"
-        if ((fd > 2)); then
-            eval "exec ${fd}>&-" 2>/dev/null || true
-        fi
-    done
-}
-
 start_service() {
     local pids log_file="" daemon_pid="" deadline
     if answers; then
@@ -169,20 +159,6 @@ start_service() {
         fi
         sleep 0.2
     done
-}
-
-# Serialise start and stop: tests and CI may call this script at the same time.
-take_lock() {
-    mkdir -p "$sock_dir"
-    exec {lock_fd}>"${sock_dir}/lock"
-    flock -w 600 "$lock_fd" || die "${sock_dir}/lock is held by another $0 for 10 minutes"
-}
-
-# alive PID: the process exists and is not a zombie (our exited child stays one until we exit).
-alive() {
-    local state
-    state="$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" || return 1
-    [[ -n "$state" && "$state" != Z ]]
 }
 
 compat_resolves() {
@@ -263,7 +239,7 @@ start)
     else
         IFS=', ' read -r -a images <<<"${ENGINE_IMAGES-$default_images}"
     fi
-    take_lock
+    take_lock "${sock_dir}/lock" 600
     install_packages_here
     ensure_conf
     start_service
@@ -274,7 +250,7 @@ start)
     printf '%s\n' "$docker_host"
     ;;
 stop)
-    take_lock
+    take_lock "${sock_dir}/lock" 600
     stop_service
     ;;
 *)

@@ -73,22 +73,6 @@ ensure_image() {
     log "built ${image} in $((SECONDS - started))s"
 }
 
-# Serialise start and stop: tests and CI may call this script at the same time.
-take_lock() {
-    exec {lock_fd}>"$lock_file"
-    flock -w 600 "$lock_fd" || die "${lock_file} is held by another $0 for 10 minutes"
-}
-
-close_fds() {
-    local fd
-    for fd in /proc/self/fd/*; do
-        fd="${fd##*/}"
-        if ((fd > 2)); then
-            eval "exec ${fd}>&-" 2>/dev/null || true
-        fi
-    done
-}
-
 container_state() {
     podman container inspect -f '{{.State.Status}}' "$name" 2>/dev/null || true
 }
@@ -231,7 +215,7 @@ start)
         IFS=', ' read -r -a images <<<"${ENGINE_IMAGES-$default_images}"
     fi
     # Podman itself, with only the image the build starts from.
-    take_lock
+    take_lock "$lock_file" 600
     "${top}/scripts/podman.sh" start "$base" >/dev/null {lock_fd}>&-
     start_engine
     ip="$(container_ip)"
@@ -243,7 +227,7 @@ start)
     ;;
 stop)
     [[ "$(id -u)" -eq 0 ]] || die "needs root"
-    take_lock
+    take_lock "$lock_file" 600
     if command -v podman >/dev/null 2>&1; then
         podman rm -f -t 5 "$name" >/dev/null 2>&1 || true
         podman volume rm -f "$volume" >/dev/null 2>&1 || true

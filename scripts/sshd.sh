@@ -74,21 +74,6 @@ with_no_service_start() {
     return "$rc"
 }
 
-# Serialise start and stop: tests and CI may call this script at the same time. The lock lives beside
-# the state directory, which stop removes.
-take_lock() {
-    mkdir -p "$(dirname "$state")"
-    exec {lock_fd}>"${state}.lock"
-    flock -w 300 "$lock_fd" || die "${state}.lock is held by another $0 for 5 minutes"
-}
-
-# alive PID: the process exists and is not a zombie.
-alive() {
-    local st
-    st="$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" || return 1
-    [[ -n "$st" && "$st" != Z ]]
-}
-
 # The pid in the pid file, if that process is our sshd (its command line names our config).
 sshd_pid() {
     local pid args
@@ -299,13 +284,13 @@ host)
 start)
     install_packages_here
     command -v docker >/dev/null 2>&1 || die "the docker CLI is needed: its dial-stdio is the remote end"
-    take_lock
+    take_lock "${state}.lock" 300
     make_state
     start_sshd
     print_host
     ;;
 stop)
-    take_lock
+    take_lock "${state}.lock" 300
     stop_sshd
     rm -rf "$state"
     ;;
