@@ -3,11 +3,13 @@ tcp:// whose container addresses this machine cannot route. Every test runs once
 
 from __future__ import annotations
 
+import io
 import os
 import secrets
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -91,6 +93,45 @@ def test_a_slow_service_is_not_ready_before_it_listens(engine: Engine, write: Wr
     assert by_id["slow"].duration >= 3.0, "reported ready before the service listened"
     assert by_id["use"].status is StepStatus.SUCCESS, by_id["use"].message
     assert result.exit_code == 0
+
+
+def _image_without_cat(engine: Engine) -> str:
+    """busybox without its `cat` link: the engine cannot read the port tables by an exec in it."""
+    tag = f"runner/no-cat-test:{secrets.token_hex(4)}"
+    dockerfile = f"FROM {IMAGE_MAP['busybox']}\nRUN rm /bin/cat\n".encode()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        entry = tarfile.TarInfo("Dockerfile")
+        entry.size = len(dockerfile)
+        archive.addfile(entry, io.BytesIO(dockerfile))
+    engine.backend().build_image(buffer.getvalue(), tag, {})
+    return tag
+
+
+def test_a_port_is_read_by_a_probe_where_the_image_has_no_cat(engine: Engine, write: Write) -> None:
+    image = _image_without_cat(engine)
+    path = write(f"""
+        image: {image}
+        steps:
+          - id: slow
+            detach: true
+            script: ["sleep 2", "exec nc -ll -p 7000 -e /bin/echo hello"]
+            ready: {{port: 7000, timeout: 60s}}
+          - {{id: use, image: busybox, script: "nc slow 7000 </dev/null | grep hello"}}
+        finally:
+          - {{stop: slow}}
+    """)
+    try:
+        result = Executor(
+            load_pipeline(path), engine.backend(), Ledger(), SilentReporter(), RunOptions(image_map=IMAGE_MAP)
+        ).run()
+        by_id = {r.step_id: r for r in result.results}
+        assert by_id["slow"].status is StepStatus.SUCCESS, by_id["slow"].message
+        assert by_id["slow"].duration >= 2.0, "reported ready before the service listened"
+        assert by_id["use"].status is StepStatus.SUCCESS, by_id["use"].message
+        assert engine.labelled(f"{RUN_LABEL}={result.run_id}") == []
+    finally:
+        subprocess.run(["docker", "rmi", "-f", image], env=engine.env, capture_output=True, check=False)
 
 
 def test_services_give_a_host_and_port_a_test_can_connect_to(engine: Engine) -> None:
