@@ -39,6 +39,8 @@ def _console(no_color: bool) -> Console:
     console = Console(no_color=no_color or None, highlight=False)
     if not console.is_terminal:
         console.width = PLAIN_WIDTH
+        # a diagnostic is one line, `file:line:col: message`, whatever its length: never cut it for a pipe
+        console.soft_wrap = True
     return console
 
 

@@ -416,3 +416,23 @@ def test_a_signal_while_the_runner_starts_is_an_interrupt(
     out, _ = process.communicate(timeout=60)
     assert process.returncode == 130, out
     assert "Traceback" not in out and "Abort" not in out, out
+
+
+def test_a_long_diagnostic_stays_on_one_line_when_piped(cli: Cli, write: Write) -> None:
+    name = "aPropertyWhoseNameMakesTheWarningLongerThanAnyTerminal" * 3
+    path = write(
+        f"""
+        id: long
+        namespace: company.team
+        tasks:
+          - id: hello
+            type: io.kestra.plugin.core.log.Log
+            message: hi
+            {name}: 1
+        """,
+        "flow.yml",
+    )
+    completed = cli("validate", str(path))
+    assert completed.code == 0, completed.err
+    lines = [line for line in completed.out.splitlines() if ": warning: " in line]
+    assert len(lines) == 1 and lines[0].startswith(f"{path}:7:5: warning: ") and name in lines[0]
