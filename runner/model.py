@@ -91,6 +91,7 @@ class ContainerRun(Frozen):
     script: tuple[str, ...] = ()  # shell lines, run as one script with `set -e`
     pipes: tuple[tuple[int, PipeCall], ...] = ()  # (position in `script`, pipe): run between its lines
     after_script: tuple[str, ...] = ()  # runs after `script` whatever its result, never changing it
+    after_pipes: tuple[tuple[int, PipeCall], ...] = ()  # (position in `after_script`, pipe)
     shell: Literal["sh", "bash"] = "sh"  # bash falls back to sh in images without it
     exit_code_variable: str = "RUNNER_EXIT_CODE"  # what `after_script` reads the script's exit code from
     command: tuple[str, ...] | None = None  # argv for the image's entrypoint, when there is no script

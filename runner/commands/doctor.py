@@ -167,5 +167,3 @@ def _show(console: Console, checks: list[Check]) -> None:
         detail = escape(check.detail) + (f"\n[dim]hint: {escape(check.hint)}[/dim]" if check.hint else "")
         table.add_row(check.name, f"[{style}]{check.state}[/{style}]", detail)
     console.print(table)
-
-

@@ -52,17 +52,19 @@ class RunOptions:
     confirm_manual: ConfirmManual | None = None  # None: the run stops before a manual step
 
 
-def script_segments(action: ContainerRun) -> list[tuple[tuple[str, ...], PipeCall | None]]:
-    """The script cut at its pipes: (shell lines, None) and ((), pipe) in order."""
+def script_segments(
+    script: tuple[str, ...], pipes: tuple[tuple[int, PipeCall], ...]
+) -> list[tuple[tuple[str, ...], PipeCall | None]]:
+    """A script cut at its pipes: (shell lines, None) and ((), pipe) in order."""
     segments: list[tuple[tuple[str, ...], PipeCall | None]] = []
     start = 0
-    for position, pipe in action.pipes:
+    for position, pipe in pipes:
         if position > start:
-            segments.append((action.script[start:position], None))
+            segments.append((script[start:position], None))
         segments.append(((), pipe))
         start = position
-    if start < len(action.script):
-        segments.append((action.script[start:], None))
+    if start < len(script):
+        segments.append((script[start:], None))
     return segments
 
 
@@ -536,7 +538,7 @@ class Executor:
             owner = start_sidecars(step, action, context, self.images.resolve, self.teardown.name)
             context = replace(context, join=owner)
         timeout = self._timeout(step, block)
-        if action.pipes:
+        if action.pipes or action.after_pipes:
             outcome = self._run_segments(step, action, image, context, timeout)
         else:
             outcome = run_container(step, action, image, self.teardown.name(step.id), context, timeout)
@@ -572,19 +574,12 @@ class Executor:
             "sidecars": (),
             "after_script": (),
             "pipes": (),
+            "after_pipes": (),
         }
         outcome = Outcome(StepStatus.SUCCESS, 0)
-        for index, (lines, pipe) in enumerate(script_segments(action)):
-            update: dict[str, object] = {
-                **shared,
-                "script": lines,
-                "source": action.source if index == 0 else "none",
-            }
-            part_image = image
-            if pipe is not None:
-                update.update(image=pipe.image, script=(), env={**action.env, **pipe.env}, registry_auth=None)
-                part_image = self._pipe_image(pipe)
-            part = action.model_copy(update=update)
+        for index, segment in enumerate(script_segments(action.script, action.pipes)):
+            part, part_image = self._segment(action, image, segment, shared, action.env)
+            part = part.model_copy(update={"source": action.source if index == 0 else "none"})
             prepare = context.prepare if index == 0 else _nothing
             remaining = None if deadline is None else max(deadline - time.monotonic(), 0.001)
             outcome = run_container(
@@ -597,15 +592,38 @@ class Executor:
             )
             if outcome.status is not StepStatus.SUCCESS:
                 break
-        if action.after_script:
-            env = {**action.env, action.exit_code_variable: str(outcome.exit_code or 0)}
-            after = action.model_copy(
-                update={**shared, "script": action.after_script, "source": "none", "env": env}
+        # The after-script (and its pipes) reads the script's exit code, and never changes the step's result.
+        env = {**action.env, action.exit_code_variable: str(outcome.exit_code or 0)}
+        for segment in script_segments(action.after_script, action.after_pipes):
+            part, part_image = self._segment(action, image, segment, {**shared, "source": "none"}, env)
+            after = run_container(
+                step, part, part_image, self.teardown.name(step.id), replace(context, prepare=_nothing), None
             )
-            run_container(
-                step, after, image, self.teardown.name(step.id), replace(context, prepare=_nothing), None
-            )
+            if after.status is not StepStatus.SUCCESS:
+                self.reporter.notice(f"{step.name}: after-script failed: {after.message}", warning=True)
+                break
         return outcome
+
+    def _segment(
+        self,
+        action: ContainerRun,
+        image: str,
+        segment: tuple[tuple[str, ...], PipeCall | None],
+        shared: Mapping[str, object],
+        env: Mapping[str, str],
+    ) -> tuple[ContainerRun, str]:
+        """One part of a script cut at its pipes, as a container run of its own, with its image."""
+        lines, pipe = segment
+        if pipe is None:
+            return action.model_copy(update={**shared, "script": lines, "env": dict(env)}), image
+        update = {
+            **shared,
+            "image": pipe.image,
+            "script": (),
+            "env": {**env, **pipe.env},
+            "registry_auth": None,
+        }
+        return action.model_copy(update=update), self._pipe_image(pipe)
 
     def _pipe_image(self, pipe: PipeCall) -> str:
         try:

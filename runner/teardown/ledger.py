@@ -168,9 +168,7 @@ class Ledger:
         if engine is None:
             rows = self._read("SELECT * FROM runs WHERE status = 'running'")
         else:
-            rows = self._read(
-                "SELECT * FROM runs WHERE status = 'running' AND engine IN (?, '')", (engine,)
-            )
+            rows = self._read("SELECT * FROM runs WHERE status = 'running' AND engine IN (?, '')", (engine,))
         return [RunRecord.from_row(row) for row in rows]
 
     def runs(self, limit: int = 50, engine: str | None = None) -> list[RunRecord]:

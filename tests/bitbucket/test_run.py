@@ -341,7 +341,9 @@ def test_caches_outlive_the_run_and_cleanup(tmp_path: Path) -> None:
 def pipe_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     context = tmp_path_factory.mktemp("pipe")
     (context / "pipe.sh").write_text(
-        '#!/bin/sh\necho "pipe says $GREETING in $(pwd)"\nls\necho from-pipe > pipe-output.txt\n'
+        '#!/bin/sh\necho "pipe says $GREETING in $(pwd)"\n'
+        'echo "pipe sees exit code ${BITBUCKET_EXIT_CODE:-none}"\n'
+        "ls\necho from-pipe > pipe-output.txt\n"
         '[ "$FAIL" != yes ] || exit 3\n',
         encoding="utf-8",
     )
@@ -390,6 +392,32 @@ def test_a_pipe_runs_over_the_step_files(tmp_path: Path, pipe_image: str) -> Non
     assert "never" not in final_saw(reporter, "failing-pipe")
     assert "after 3" in final_saw(reporter, "failing-pipe")
     assert final_saw(reporter, "end") == ["from-pipe"]
+    assert labelled_of(result.run_id) == []
+
+
+def test_a_pipe_in_after_script_runs_as_in_script(tmp_path: Path, pipe_image: str) -> None:
+    """The shape of Atlassian's build templates: a report pipe in after-script, after a failing script."""
+    text = """
+    pipelines:
+      default:
+        - step:
+            name: build
+            script:
+              - echo built > built.txt
+              - exit 5
+            after-script:
+              - echo "after $BITBUCKET_EXIT_CODE"
+              - pipe: atlassian/runner-test-pipe:1.0
+                variables: {GREETING: report}
+              - echo "still after"
+    """
+    result, reporter = run(project(tmp_path, text, {"source.txt": "src"}))
+    assert statuses(result) == {"build": S.FAILED}
+    assert result.results[0].exit_code == 5
+    saw = reporter.output("build")
+    assert "after 5" in saw and "still after" in saw
+    assert "pipe says report in /opt/atlassian/pipelines/agent/build" in saw
+    assert "pipe sees exit code 5" in saw and "built.txt" in saw
     assert labelled_of(result.run_id) == []
 
 

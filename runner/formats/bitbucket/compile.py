@@ -302,6 +302,7 @@ class Compiler:
         condition_loc = (*loc, "condition") if spec.condition else (*stage_loc, "condition")
         self._notices(spec, loc)
         script, pipes = self._script(spec.script)
+        after_script, after_pipes = self._script(spec.after_script)
         action = ContainerRun(
             image=self._image_name(spec.image, loc),
             registry_auth=self._auth(
@@ -310,7 +311,8 @@ class Compiler:
             user=self._user(spec.image),
             script=script,
             pipes=pipes,
-            after_script=self._after_script(spec.after_script, (*loc, "after-script")),
+            after_script=after_script,
+            after_pipes=after_pipes,
             shell="bash",
             exit_code_variable="BITBUCKET_EXIT_CODE",
             env=self._env(deployment, parallel),
@@ -399,16 +401,6 @@ class Compiler:
             lines.append(f"printf '+ %s\\n' {shlex.quote(item)}")
             lines.append(item)
         return tuple(lines), tuple(pipes)
-
-    def _after_script(self, items: list[str | PipeSpec], loc: Loc) -> tuple[str, ...]:
-        for index, item in enumerate(items):
-            if isinstance(item, PipeSpec):
-                raise self.document.error(
-                    (*loc, index),
-                    "pipes in after-script are not supported locally",
-                    "move the pipe into the script",
-                )
-        return self._script(items)[0]
 
     def _env(self, deployment: str | None, parallel: tuple[int, int] | None) -> dict[str, str]:
         env = {
