@@ -500,3 +500,41 @@ def test_pipes_compile_to_their_images(tmp_path: Path) -> None:
         (2, "my/own:2", {}),
     ]
     assert run.script[2:] == ("printf '+ %s\\n' 'echo after'", "echo after")
+
+
+def test_top_level_keys_that_only_hold_anchors_are_accepted(tmp_path: Path) -> None:
+    """The layout of Atlassian's pipe repositories: steps defined under keys of their own, used by alias."""
+    text = """\
+test: &test
+  step:
+    name: test
+    script: [echo test]
+push: &push
+  step:
+    name: push
+    script: [echo push]
+stepdefinitions:
+  - lint: &lint
+      name: lint
+      script: [echo lint]
+pipelines:
+  default:
+    - <<: *test
+    - step: *lint
+    - <<: *push
+"""
+    pipeline = load(tmp_path, text)
+    assert [s.name for s in pipeline.steps if isinstance(s, Step)] == ["test", "lint", "push"]
+    assert pipeline.warnings == ()
+    assert load(tmp_path, text, strict=True).warnings == ()
+
+
+def test_a_top_level_key_like_a_known_one_mistyped_warns_and_strict_refuses(tmp_path: Path) -> None:
+    text = "simage: busybox\npipelines:\n  default:\n    - step: {script: [echo]}\n"
+    pipeline = load(tmp_path, text)
+    assert [w.message for w in pipeline.warnings] == [
+        "unknown top-level key 'simage' is ignored: did you mean 'image'?"
+    ]
+    assert pipeline.warnings[0].where.endswith(":1:1")
+    error = error_of(tmp_path, text, strict=True)
+    assert "did you mean 'image'?" in error.message and str(error.position).endswith(":1:1")

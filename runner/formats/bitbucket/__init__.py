@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 from runner.errors import InputError
@@ -14,13 +15,33 @@ from runner.formats.schema import validate
 from runner.formats.source import Document
 from runner.model import Pipeline
 
+TOP_LEVEL = tuple(field.alias or name for name, field in FileSpec.model_fields.items())
+NEAR_MISS = 0.8  # how close an unknown key must be to a known one to look like a slip of the keyboard
+
 
 def _spec(document: Document) -> FileSpec:
     if not isinstance(document.data, dict):
         raise document.error(
             (), "bitbucket-pipelines.yml is a mapping with a `pipelines:` key", "add `pipelines:`"
         )
-    return validate(document, FileSpec)
+    known = {key: value for key, value in document.data.items() if key in TOP_LEVEL}
+    return validate(document, FileSpec, known)
+
+
+def misspelt_top_level_keys(document: Document) -> list[tuple[str, str]]:
+    """Unknown top-level keys that look like a known one mistyped, with that known key. Bitbucket runs a
+    file whose other top-level keys only hold YAML anchors (`test: &test`, `stepdefinitions:`), as
+    Atlassian's own pipe repositories do; those are left alone."""
+    found = []
+    data = document.data if isinstance(document.data, dict) else {}
+    for key in data:
+        if key in TOP_LEVEL or not isinstance(key, str):
+            continue
+        close = difflib.get_close_matches(key, TOP_LEVEL, n=1, cutoff=NEAR_MISS)
+        # `stepdefinitions` names what it holds; `simage` is `image` with a stray letter
+        if close and not (close[0] in key and len(key) - len(close[0]) > 2):
+            found.append((key, close[0]))
+    return found
 
 
 def load(document: Document, path: Path, options: LoadOptions) -> Pipeline:
@@ -30,7 +51,9 @@ def load(document: Document, path: Path, options: LoadOptions) -> Pipeline:
     if not options.branch and not options.tag and not options.pipeline:
         options = LoadOptions(**{**options.__dict__, "branch": checkout.branch})
         choice = choose(document, spec.pipelines, None, checkout.branch, None)
-    return Compiler(document, spec, path, options, checkout).compile(choice)
+    return Compiler(document, spec, path, options, checkout, misspelt_top_level_keys(document)).compile(
+        choice
+    )
 
 
 def pipelines(document: Document, path: Path, options: LoadOptions) -> tuple[list[Choice], Choice | None]:

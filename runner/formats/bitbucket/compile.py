@@ -81,8 +81,15 @@ def pipe_image(pipe: str) -> str:
 
 class Compiler:
     def __init__(
-        self, document: Document, spec: FileSpec, path: Path, options: LoadOptions, checkout: Checkout
+        self,
+        document: Document,
+        spec: FileSpec,
+        path: Path,
+        options: LoadOptions,
+        checkout: Checkout,
+        misspelt: list[tuple[str, str]] | None = None,
     ) -> None:
+        self.misspelt = misspelt or []
         self.document = document
         self.spec = spec
         self.path = path
@@ -97,14 +104,16 @@ class Compiler:
         self.services = definitions.services if definitions else {}
         self.caches = definitions.caches if definitions else {}
 
-    def warn(self, loc: Loc, message: str) -> None:
+    def warn(self, loc: Loc, message: str, *, key: bool = False) -> None:
         if self.options.strict:
-            raise self.document.error(loc, message, "remove it, or run without --strict")
-        self.warnings.append(LoadWarning(where=str(self.document.position(loc)), message=message))
+            raise self.document.error(loc, message, "remove it, or run without --strict", key=key)
+        self.warnings.append(LoadWarning(where=str(self.document.position(loc, key=key)), message=message))
 
     # the pipeline
 
     def compile(self, choice: Choice) -> Pipeline:
+        for key, known in self.misspelt:
+            self.warn((key,), f"unknown top-level key '{key}' is ignored: did you mean '{known}'?", key=True)
         items = choice.items
         loc = choice.loc
         if not isinstance(items, list) or not items:
