@@ -538,3 +538,11 @@ def test_a_top_level_key_like_a_known_one_mistyped_warns_and_strict_refuses(tmp_
     assert pipeline.warnings[0].where.endswith(":1:1")
     error = error_of(tmp_path, text, strict=True)
     assert "did you mean 'image'?" in error.message and str(error.position).endswith(":1:1")
+
+
+def test_keys_written_beside_step_instead_of_under_it_say_so(tmp_path: Path) -> None:
+    text = "pipelines:\n  default:\n    - step:\n      name: build\n      script:\n        - echo hi\n"
+    error = error_of(tmp_path, text)
+    assert error.message == "`name` is beside `step:` in this item, not inside it"
+    assert error.hint is not None and "indent `name:`" in error.hint and "under `step:`" in error.hint
+    assert str(error.position).endswith(":4:7")

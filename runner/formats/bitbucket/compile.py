@@ -155,6 +155,19 @@ class Compiler:
         )
 
     def _item_kind(self, item: Any, loc: Loc) -> str:
+        if isinstance(item, dict) and len(item) > 1:
+            kinds = [key for key in item if key in ITEM_KINDS]
+            beside = [str(key) for key in item if key not in ITEM_KINDS]
+            if len(kinds) == 1 and beside:
+                # `- step:` with `script:` on the next line at the same indentation: YAML reads both keys
+                # as siblings in the list item, not `script` inside `step`
+                raise self.document.error(
+                    (*loc, beside[0]),
+                    f"`{beside[0]}` is beside `{kinds[0]}:` in this item, not inside it",
+                    f"indent `{beside[0]}:` (and the step's other keys) under `{kinds[0]}:`, two spaces "
+                    f"further than `{kinds[0]}:`",
+                    key=True,
+                )
         if not isinstance(item, dict) or len(item) != 1 or next(iter(item)) not in ITEM_KINDS:
             raise self.document.error(
                 loc,
