@@ -546,3 +546,25 @@ def test_keys_written_beside_step_instead_of_under_it_say_so(tmp_path: Path) -> 
     assert error.message == "`name` is beside `step:` in this item, not inside it"
     assert error.hint is not None and "indent `name:`" in error.hint and "under `step:`" in error.hint
     assert str(error.position).endswith(":4:7")
+
+
+def test_every_problem_of_every_step_is_reported_at_once(tmp_path: Path) -> None:
+    text = """\
+pipelines:
+  default:
+    - step: {name: one, scrpit: [echo], imgae: busybox, script: [echo]}
+    - step: {nme: two, script: [echo]}
+    - parallel:
+        - step: {script: [echo], maxtime: 5}
+"""
+    error = error_of(tmp_path, text)
+    reported = [
+        (problem.message, str(problem.position).rsplit(":", 2)[-2]) for problem in [error, *error.others]
+    ]
+    assert [message.split(" in ")[0] for message, _ in reported] == [
+        "unknown key 'scrpit'",
+        "unknown key 'imgae'",
+        "unknown key 'nme'",
+        "unknown key 'maxtime'",
+    ]
+    assert [line for _, line in reported] == ["3", "3", "4", "6"]

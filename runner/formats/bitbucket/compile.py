@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from runner.errors import InputError
 from runner.formats.bitbucket.schema import (
     ArtifactsSpec,
     CacheSpec,
@@ -25,7 +26,7 @@ from runner.formats.bitbucket.schema import (
 from runner.formats.bitbucket.select import Choice
 from runner.formats.gitrepo import Checkout
 from runner.formats.options import LoadOptions
-from runner.formats.schema import validate
+from runner.formats.schema import MAX_REPORTED, validate
 from runner.formats.source import Document, Loc
 from runner.globs import matches
 from runner.model import (
@@ -128,21 +129,15 @@ class Compiler:
         self._check_final(kinds, loc)
         nodes: list[Node] = []
         final: list[Node] = []
+        problems: list[InputError] = []
         for index in range(start, len(items)):
-            item_loc = (*loc, index)
-            kind, body = kinds[index], items[index][kinds[index]]
-            if kind == "variables":
-                raise self.document.error(
-                    item_loc, "`variables` must be the first item of a custom pipeline", None
-                )
-            if kind == "step":
-                nodes.append(self._step(body, (*item_loc, "step")))
-            elif kind == "parallel":
-                nodes.append(self._parallel(body, (*item_loc, "parallel")))
-            elif kind == "stage":
-                nodes.extend(self._stage(body, (*item_loc, "stage")))
-            else:
-                final.append(self._step(body, (*item_loc, "final"), final=True))
+            # every item is checked, so a file's problems are all reported at once
+            try:
+                self._item(kinds[index], items[index][kinds[index]], (*loc, index), nodes, final)
+            except InputError as problem:
+                problems.extend([problem, *problem.others])
+        if problems:
+            raise InputError.collect(problems[:MAX_REPORTED])
         return Pipeline(
             name=f"{self._repo_slug()} {choice.label}",
             source=self.path,
@@ -153,6 +148,20 @@ class Compiler:
             workspace=False,
             warnings=tuple(self.warnings),
         )
+
+    def _item(self, kind: str, body: Any, item_loc: Loc, nodes: list[Node], final: list[Node]) -> None:
+        if kind == "variables":
+            raise self.document.error(
+                item_loc, "`variables` must be the first item of a custom pipeline", None
+            )
+        if kind == "step":
+            nodes.append(self._step(body, (*item_loc, "step")))
+        elif kind == "parallel":
+            nodes.append(self._parallel(body, (*item_loc, "parallel")))
+        elif kind == "stage":
+            nodes.extend(self._stage(body, (*item_loc, "stage")))
+        else:
+            final.append(self._step(body, (*item_loc, "final"), final=True))
 
     def _item_kind(self, item: Any, loc: Loc) -> str:
         if isinstance(item, dict) and len(item) > 1:
