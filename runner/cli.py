@@ -45,7 +45,9 @@ def _console(no_color: bool) -> Console:
 
 
 def _errors() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    from runner.render import error_console
+
+    return error_console()
 
 
 def _execute(action: Callable[[], int]) -> None:
@@ -73,11 +75,9 @@ def _execute(action: Callable[[], int]) -> None:
 
 
 def _show(error: RunnerError) -> None:
-    console = _errors()
-    where = f"{error.position}: " if isinstance(error, InputError) and error.position else "error: "
-    console.print(escape(where + error.message))
-    if error.hint:
-        console.print(f"  hint: {escape(error.hint)}")
+    from runner.render import show_problem
+
+    show_problem(_errors(), error)
 
 
 def _version(value: bool) -> None:

@@ -16,6 +16,7 @@ from rich.text import Text
 
 from runner.durations import format_duration
 from runner.engine.status import Block, RunResult, StepResult, StepStatus
+from runner.errors import InputError, RunnerError
 from runner.model import ContainerRun, Pipeline, Step
 
 STYLES = {
@@ -172,3 +173,15 @@ def resource_line(result: RunResult) -> str:
         names = escape(", ".join(resources.left_running))
         line += f" [dim](left running by the pipeline, removed at the end: {names})[/dim]"
     return line
+
+
+def error_console() -> Console:
+    """Standard error, never wrapped: a problem is one `file:line:col: message` line and its hint."""
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def show_problem(console: Console, error: RunnerError) -> None:
+    where = f"{error.position}: " if isinstance(error, InputError) and error.position else "error: "
+    console.print(escape(where + error.message))
+    if error.hint:
+        console.print(f"  hint: {escape(error.hint)}")

@@ -6,9 +6,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from runner.config import parse_pairs
+from runner.errors import ExitCode, InputError
 from runner.formats import LOADERS, bitbucket, find_default, load_document
 from runner.formats.options import LoadOptions
 from runner.model import Pipeline
+from runner.render import error_console, show_problem
 
 
 def placeholder_prompt(name: str, default: str | None, allowed: tuple[str, ...]) -> str:
@@ -49,13 +51,53 @@ def validate(
         if pipeline or chosen != "bitbucket"
         else [choice.label for choice in bitbucket.pipelines(document, path, base)[0]]
     )
+    checked: list[tuple[str, Pipeline | None]] = []
+    problems: list[InputError] = []
+    shown: set[tuple[str, str]] = set()  # a step shared by anchors is warned about once
     for name in names or [None]:
         options = LoadOptions(**{**base.__dict__, "pipeline": name})
-        compiled = LOADERS[chosen](document, path.resolve(), options)
+        try:
+            compiled = LOADERS[chosen](document, path.resolve(), options)
+        except InputError as error:
+            problems.extend(
+                p for p in (error, *error.others) if (p.position, p.message) not in _seen(problems)
+            )
+            checked.append((name or "", None))
+            continue
         for warning in compiled.warnings:
-            console.print(f"[yellow]{escape(warning.where)}: warning: {escape(warning.message)}[/yellow]")
-        console.print(f"{escape(str(path))}: valid — {escape(compiled.name)}: {summary(compiled)}")
-    return 0
+            if (warning.where, warning.message) not in shown:
+                shown.add((warning.where, warning.message))
+                console.print(f"[yellow]{escape(warning.where)}: warning: {escape(warning.message)}[/yellow]")
+        checked.append((name or compiled.name, compiled))
+    if not problems:
+        for _, loaded in checked:
+            assert loaded is not None
+            console.print(f"{escape(str(path))}: valid — {escape(loaded.name)}: {summary(loaded)}")
+        return 0
+    return _invalid(console, path, checked, problems)
+
+
+def _seen(problems: list[InputError]) -> set[tuple[object, str]]:
+    return {(p.position, p.message) for p in problems}
+
+
+def _invalid(
+    console: Console, path: Path, checked: list[tuple[str, Pipeline | None]], problems: list[InputError]
+) -> int:
+    """What holds and what does not, pipeline by pipeline, the problems, and a last line that says the
+    file as a whole is refused: Bitbucket starts no pipeline of a file that breaks a rule anywhere."""
+    for name, pipeline in checked:
+        state = f"no problem — {summary(pipeline)}" if pipeline is not None else "has problems (below)"
+        console.print(f"{escape(str(path))}: {escape(name)}: {state}")
+    errors = error_console()
+    for problem in problems:
+        show_problem(errors, problem)
+    broken = sum(1 for _, pipeline in checked if pipeline is None)
+    console.print(
+        f"{escape(str(path))}: INVALID — {broken} of {len(checked)} pipeline(s) with problems; "
+        "no pipeline of this file would run"
+    )
+    return int(ExitCode.INVALID_INPUT)
 
 
 def summary(pipeline: Pipeline) -> str:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 from runner.errors import InputError
 from runner.model import ContainerRun, Group, Pipeline, Step
@@ -429,6 +432,50 @@ def test_bad_files_are_refused_with_a_position(tmp_path: Path, text: str, messag
     error = error_of(tmp_path, text)
     assert message in error.message
     assert error.position is not None
+
+
+@pytest.mark.parametrize(("text", "where", "message", "hint"), FINAL_RULES)
+def test_a_final_rule_broken_in_another_pipeline_refuses_the_run(
+    tmp_path: Path, text: str, where: tuple[int, int], message: str, hint: str | None
+) -> None:
+    """Bitbucket starts no pipeline of a file that breaks a rule anywhere in it."""
+    broken = yaml.safe_load(textwrap.dedent(text))["pipelines"]["default"]
+    document = {"pipelines": {"default": [{"step": {"script": ["echo fine"]}}], "custom": {"broken": broken}}}
+    text = yaml.safe_dump(document, sort_keys=False)
+    error = error_of(tmp_path, text, pipeline="default")
+    assert error.message == f"in pipeline custom:broken: {message}"
+    assert error.position is not None and error.hint
+    checked = load(tmp_path, text, pipeline="default", check_only=True)  # `list` still reads it
+    assert checked.steps
+
+
+def test_validate_says_which_pipeline_holds_and_ends_with_a_line_that_cannot_be_misread(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / NAME
+    path.write_text(
+        "pipelines:\n"
+        "  default:\n"
+        "    - step: {script: [echo fine]}\n"
+        "  custom:\n"
+        "    deploy:\n"
+        "      - step: {script: [echo deploy]}\n"
+        "      - final: {fail-fast: true, script: [echo tidy]}\n",
+        encoding="utf-8",
+    )
+    completed = subprocess.run(
+        [sys.executable, "-m", "runner", "validate", str(path)], capture_output=True, text=True, check=False
+    )
+    assert completed.returncode == 2
+    lines = completed.stdout.splitlines()
+    assert lines[0] == f"{path}: default: no problem — 1 steps"
+    assert lines[1] == f"{path}: custom:deploy: has problems (below)"
+    assert lines[-1].startswith(f"{path}: INVALID — 1 of 2 pipeline(s) with problems")
+    assert "valid —" not in completed.stdout
+    assert (
+        f"{path}:7:" in completed.stderr
+        and "'fail-fast' is not supported for a final step" in completed.stderr
+    )
 
 
 def test_oidc_and_runs_on_warn_and_strict_refuses(tmp_path: Path) -> None:

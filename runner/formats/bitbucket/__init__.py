@@ -11,7 +11,7 @@ from runner.formats.bitbucket.schema import FileSpec
 from runner.formats.bitbucket.select import Choice, choose, every_pipeline
 from runner.formats.gitrepo import Checkout
 from runner.formats.options import LoadOptions
-from runner.formats.schema import validate
+from runner.formats.schema import MAX_REPORTED, validate
 from runner.formats.source import Document
 from runner.model import Pipeline
 
@@ -51,9 +51,37 @@ def load(document: Document, path: Path, options: LoadOptions) -> Pipeline:
     if not options.branch and not options.tag and not options.pipeline:
         options = LoadOptions(**{**options.__dict__, "branch": checkout.branch})
         choice = choose(document, spec.pipelines, None, checkout.branch, None)
-    return Compiler(document, spec, path, options, checkout, misspelt_top_level_keys(document)).compile(
-        choice
-    )
+    misspelt = misspelt_top_level_keys(document)
+    compiled = Compiler(document, spec, path, options, checkout, misspelt).compile(choice)
+    if not options.check_only:
+        _check_the_others(document, spec, path, options, checkout, choice.label)
+    return compiled
+
+
+def _placeholder(name: str, default: str | None, allowed: tuple[str, ...]) -> str:
+    return default or (allowed[0] if allowed else "value")
+
+
+def _check_the_others(
+    document: Document, spec: FileSpec, path: Path, options: LoadOptions, checkout: Checkout, chosen: str
+) -> None:
+    """Bitbucket starts no pipeline of a file that breaks a rule anywhere in it: neither does a run."""
+    problems: list[InputError] = []
+    for other in every_pipeline(spec.pipelines):
+        if other.label == chosen:
+            continue
+        checking = LoadOptions(
+            **{**options.__dict__, "pipeline": other.label, "prompt": _placeholder, "check_only": True}
+        )
+        try:
+            Compiler(document, spec, path, checking, checkout).compile(other)
+        except InputError as error:
+            problems.extend(
+                InputError(f"in pipeline {other.label}: {problem.message}", problem.hint, problem.position)
+                for problem in (error, *error.others)
+            )
+    if problems:
+        raise InputError.collect(problems[:MAX_REPORTED])
 
 
 def pipelines(document: Document, path: Path, options: LoadOptions) -> tuple[list[Choice], Choice | None]:
