@@ -615,3 +615,26 @@ pipelines:
         "unknown key 'maxtime'",
     ]
     assert [line for _, line in reported] == ["3", "3", "4", "6"]
+
+
+def test_a_step_shared_by_anchors_is_warned_about_once(tmp_path: Path) -> None:
+    path = tmp_path / NAME
+    path.write_text(
+        "definitions:\n"
+        "  steps:\n"
+        "    - step: &shared {script: [echo], oidc: true}\n"
+        "pipelines:\n"
+        "  default:\n"
+        "    - step: *shared\n"
+        "  branches:\n"
+        "    main:\n"
+        "      - step: *shared\n",
+        encoding="utf-8",
+    )
+    completed = subprocess.run(
+        [sys.executable, "-m", "runner", "validate", str(path)], capture_output=True, text=True, check=False
+    )
+    assert completed.returncode == 0, completed.stderr
+    warnings = [line for line in completed.stdout.splitlines() if "oidc is not supported locally" in line]
+    assert len(warnings) == 1, completed.stdout
+    assert completed.stdout.count(": valid — ") == 2
