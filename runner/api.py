@@ -155,11 +155,12 @@ class Services:
 
     def _environment(self, executor: Executor, backend: Backend) -> Environment:
         started: dict[str, Service] = {}
-        engine_host = backend.info().published_host
+        engine = backend.info()
         for result in executor.results:
             container_id = str(result.outputs.get("containerId", ""))
             published = backend.published_ports(container_id) if container_id else {}
-            host = _reachable_host(engine_host, {ip for ip, _ in published.values()})
+            hosts = {engine.reach(ip) for ip, _ in published.values()}
+            host = hosts.pop() if len(hosts) == 1 else engine.published_host
             ports = {inner: port for inner, (_, port) in published.items()}
             started[result.step_id] = Service(result.step_id, container_id, host, ports)
         return Environment(started, executor.run_id)
@@ -191,15 +192,6 @@ def _first_connection(host: str, port: int, deadline: float) -> OSError | None:
             if time.monotonic() >= deadline:
                 return exc
             time.sleep(0.1)
-
-
-def _reachable_host(engine_host: str, bound: set[str]) -> str:
-    """The engine's host as this machine reaches it; a port bound to one named address of a local engine
-    (not loopback, not every interface) is reached at that address."""
-    named = bound - {"", "0.0.0.0", "::", "127.0.0.1", "::1"}
-    if engine_host in ("127.0.0.1", "localhost") and len(named) == 1:
-        return named.pop()
-    return engine_host
 
 
 def services(

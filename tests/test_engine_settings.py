@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.api import _reachable_host
+from runner.backend.base import EngineInfo
 from runner.config import engine_settings
 from runner.errors import InputError
 
@@ -57,8 +57,17 @@ def test_a_wrong_value_in_the_file_is_an_input_error(tmp_path: Path, monkeypatch
     assert "engine" in caught.value.message and caught.value.hint
 
 
+def _engine(published_host: str, remote: bool) -> EngineInfo:
+    return EngineInfo(
+        id="e", name="n", address="a", source="s", product="Docker Engine", version="v", api_version="1.41",
+        os="linux", arch="x86_64", rootless=False, remote=remote, published_host=published_host,
+        published_host_source="test", host_socket="/var/run/docker.sock",
+    )  # fmt: skip
+
+
 def test_a_port_bound_to_one_local_address_is_reached_there() -> None:
-    assert _reachable_host("127.0.0.1", {"127.0.0.1"}) == "127.0.0.1"
-    assert _reachable_host("127.0.0.1", {"192.0.2.7"}) == "192.0.2.7"
-    assert _reachable_host("10.88.0.4", {"0.0.0.0"}) == "10.88.0.4"  # a remote engine's host
-    assert _reachable_host("10.88.0.4", {"192.0.2.7"}) == "10.88.0.4"
+    local, remote = _engine("127.0.0.1", remote=False), _engine("10.88.0.4", remote=True)
+    assert local.reach("127.0.0.1") == local.reach("") == "127.0.0.1"
+    assert local.reach("192.0.2.7") == "192.0.2.7"
+    assert remote.reach("0.0.0.0") == "10.88.0.4"  # a remote engine's host
+    assert remote.reach("192.0.2.7") == "10.88.0.4"

@@ -86,6 +86,12 @@ class EngineInfo:
     host_socket: str  # the engine's API socket as a path on the engine's host (what a container mounts)
     selector: str | None = None  # what --engine takes to choose this engine again; None: the environment
 
+    def reach(self, bound: str) -> str:
+        """Where this machine reaches a port the engine published on the address `bound`: the engine's
+        host, unless a local engine bound it to one address of this machine's own."""
+        unnamed = bound in ("", "0.0.0.0", "::", "127.0.0.1", "::1")
+        return self.published_host if unnamed or self.remote else bound
+
 
 class Lease(Protocol):
     """A hold on the engine that ends when this process dies, whatever kills it."""

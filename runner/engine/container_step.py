@@ -252,9 +252,9 @@ def _await_ready(
             )
         if _is_ready(backend, container_id, ready.command, ports):
             published = backend.published_ports(container_id) if action.ports else {}
-            host = backend.info().published_host
+            engine = backend.info()
             where = ", ".join(
-                f"{_shown_host(ip, host)}:{port}->{inner}" for inner, (ip, port) in sorted(published.items())
+                f"{engine.reach(ip)}:{port}->{inner}" for inner, (ip, port) in sorted(published.items())
             )
             return Outcome(StepStatus.SUCCESS, None, f"published on {where}" if where else "", container_id)
         if context.should_stop():
@@ -271,11 +271,6 @@ def _await_ready(
         # each look is an exec in the engine (Podman keeps a process per exec for minutes): look often
         # at first, when most services become ready, then less
         interval = min(interval * READY_BACKOFF, max(ready.interval, READY_MAX_INTERVAL))
-
-
-def _shown_host(bound: str, engine_host: str) -> str:
-    """Where a person reaches a published port from this machine."""
-    return engine_host if bound in ("", "0.0.0.0", "::", "127.0.0.1", "::1") else bound
 
 
 def _is_ready(backend: Backend, container_id: str, command: str | None, ports: tuple[int, ...]) -> bool:

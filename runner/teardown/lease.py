@@ -16,7 +16,6 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable
-from typing import Protocol
 
 from runner.backend.base import Backend, ContainerSpec, Lease
 from runner.errors import RunnerError
@@ -36,14 +35,6 @@ SOCKET_TARGET = "/var/run/docker.sock"
 ACK = b"ACK"
 
 Notice = Callable[[str], None]
-
-
-class RunLease(Protocol):
-    def wait_ready(self, timeout: float = 10.0) -> None: ...
-
-    def release(self) -> None: ...
-
-    def abandon(self) -> None: ...
 
 
 class ReaperUnavailable(RunnerError):
@@ -206,7 +197,3 @@ class GuardedLease:
         if self.container is not None and self.container.description:
             return f"{self.container.description}; process watchdog"
         return "process watchdog only" + (f" ({self.why_not_container})" if self.why_not_container else "")
-
-    @property
-    def kind(self) -> str:
-        return "reaper container" if self.container is not None else "process watchdog"
