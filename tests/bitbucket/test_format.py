@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,7 @@ from runner.errors import InputError
 from runner.model import ContainerRun, Group, Pipeline, Step
 from tests import loading
 from tests.bitbucket import seeds
+from tests.conftest import Completed
 
 FINAL_RULES = [
     pytest.param(
@@ -140,6 +141,7 @@ FINAL_RULES = [
 
 
 NAME = "bitbucket-pipelines.yml"
+Cli = Callable[..., Completed]
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -450,7 +452,7 @@ def test_a_final_rule_broken_in_another_pipeline_refuses_the_run(
 
 
 def test_validate_says_which_pipeline_holds_and_ends_with_a_line_that_cannot_be_misread(
-    tmp_path: Path,
+    tmp_path: Path, cli: Cli
 ) -> None:
     path = tmp_path / NAME
     path.write_text(
@@ -463,19 +465,14 @@ def test_validate_says_which_pipeline_holds_and_ends_with_a_line_that_cannot_be_
         "      - final: {fail-fast: true, script: [echo tidy]}\n",
         encoding="utf-8",
     )
-    completed = subprocess.run(
-        [sys.executable, "-m", "runner", "validate", str(path)], capture_output=True, text=True, check=False
-    )
-    assert completed.returncode == 2
-    lines = completed.stdout.splitlines()
+    completed = cli("validate", str(path))
+    assert completed.code == 2
+    lines = completed.out.splitlines()
     assert lines[0] == f"{path}: default: no problem — 1 steps"
     assert lines[1] == f"{path}: custom:deploy: has problems (below)"
     assert lines[-1].startswith(f"{path}: INVALID — 1 of 2 pipeline(s) with problems")
-    assert "valid —" not in completed.stdout
-    assert (
-        f"{path}:7:" in completed.stderr
-        and "'fail-fast' is not supported for a final step" in completed.stderr
-    )
+    assert "valid —" not in completed.out
+    assert f"{path}:7:" in completed.err and "'fail-fast' is not supported for a final step" in completed.err
 
 
 def test_oidc_and_runs_on_warn_and_strict_refuses(tmp_path: Path) -> None:
@@ -617,7 +614,7 @@ pipelines:
     assert [line for _, line in reported] == ["3", "3", "4", "6"]
 
 
-def test_a_step_shared_by_anchors_is_warned_about_once(tmp_path: Path) -> None:
+def test_a_step_shared_by_anchors_is_warned_about_once(tmp_path: Path, cli: Cli) -> None:
     path = tmp_path / NAME
     path.write_text(
         "definitions:\n"
@@ -631,10 +628,8 @@ def test_a_step_shared_by_anchors_is_warned_about_once(tmp_path: Path) -> None:
         "      - step: *shared\n",
         encoding="utf-8",
     )
-    completed = subprocess.run(
-        [sys.executable, "-m", "runner", "validate", str(path)], capture_output=True, text=True, check=False
-    )
-    assert completed.returncode == 0, completed.stderr
-    warnings = [line for line in completed.stdout.splitlines() if "oidc is not supported locally" in line]
-    assert len(warnings) == 1, completed.stdout
-    assert completed.stdout.count(": valid — ") == 2
+    completed = cli("validate", str(path))
+    assert completed.code == 0, completed.err
+    warnings = [line for line in completed.out.splitlines() if "oidc is not supported locally" in line]
+    assert len(warnings) == 1, completed.out
+    assert completed.out.count(": valid — ") == 2
