@@ -250,6 +250,12 @@ class Templating(Frozen):
 class LoadWarning(Frozen):
     where: str  # file:line:col
     message: str
+    # "file": a problem in the file, an error under --strict; "machine": what this machine does differently
+    # from the hosted service (a cache it does not need, no git history), which --strict leaves alone
+    about: Literal["file", "machine"] = "file"
+
+    def __str__(self) -> str:
+        return f"{self.where}: {'warning' if self.about == 'file' else 'note'}: {self.message}"
 
 
 class Pipeline(Frozen):

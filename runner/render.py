@@ -17,7 +17,7 @@ from rich.text import Text
 from runner.durations import format_duration
 from runner.engine.status import Block, RunResult, StepResult, StepStatus
 from runner.errors import InputError, RunnerError
-from runner.model import ContainerRun, Pipeline, Step
+from runner.model import ContainerRun, LoadWarning, Pipeline, Step
 
 STYLES = {
     StepStatus.SUCCESS: ("✓", "green"),
@@ -173,6 +173,12 @@ def resource_line(result: RunResult) -> str:
         names = escape(", ".join(resources.left_running))
         line += f" [dim](left running by the pipeline, removed at the end: {names})[/dim]"
     return line
+
+
+def load_warning(warning: LoadWarning) -> str:
+    """A loader's warning as a line of markup: problems in the file yellow, notes about this machine dim."""
+    style = "yellow" if warning.about == "file" else "dim"
+    return f"[{style}]{escape(str(warning))}[/{style}]"
 
 
 def error_console() -> Console:

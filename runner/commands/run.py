@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
 from rich.prompt import Confirm, Prompt
 
 from runner.backend import connect
@@ -16,7 +15,7 @@ from runner.formats import find_default, load_pipeline
 from runner.formats.options import LoadOptions
 from runner.formats.options import Prompt as VariablePrompt
 from runner.model import Pipeline, Step
-from runner.render import ConsoleReporter
+from runner.render import ConsoleReporter, load_warning
 from runner.teardown.ledger import Ledger
 
 
@@ -61,7 +60,7 @@ def load(
     )
     pipeline = load_pipeline(path, request.format_name, options)
     for warning in pipeline.warnings:
-        console.print(f"[yellow]{escape(warning.where)}: warning: {escape(warning.message)}[/yellow]")
+        console.print(load_warning(warning))
     return path, pipeline, env
 
 

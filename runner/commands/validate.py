@@ -10,7 +10,7 @@ from runner.errors import ExitCode, InputError
 from runner.formats import LOADERS, bitbucket, find_default, load_document
 from runner.formats.options import LoadOptions
 from runner.model import Pipeline
-from runner.render import error_console, show_problem
+from runner.render import error_console, load_warning, show_problem
 
 
 def placeholder_prompt(name: str, default: str | None, allowed: tuple[str, ...]) -> str:
@@ -67,7 +67,7 @@ def validate(
         for warning in compiled.warnings:
             if (warning.where, warning.message) not in shown:
                 shown.add((warning.where, warning.message))
-                console.print(f"[yellow]{escape(warning.where)}: warning: {escape(warning.message)}[/yellow]")
+                console.print(load_warning(warning))
         checked.append((name or compiled.name, compiled))
     if not problems:
         for _, loaded in checked:

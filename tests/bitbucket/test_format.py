@@ -475,15 +475,46 @@ def test_validate_says_which_pipeline_holds_and_ends_with_a_line_that_cannot_be_
     assert f"{path}:7:" in completed.err and "'fail-fast' is not supported for a final step" in completed.err
 
 
-def test_oidc_and_runs_on_warn_and_strict_refuses(tmp_path: Path) -> None:
-    text = "pipelines:\n  default:\n    - step: {script: [echo], oidc: true, runs-on: [self.hosted]}\n"
-    pipeline = load(tmp_path, text)
-    assert [w.message.split(":")[0] for w in pipeline.warnings] == [
-        "oidc is not supported locally",
-        "runs-on is ignored locally",
-    ]
+def test_notes_about_this_machine_are_not_errors_under_strict(tmp_path: Path) -> None:
+    """oidc, runs-on, the docker cache and changesets outside git say how this machine differs from
+    Bitbucket, not what is wrong with the file: --strict loads such a file."""
+    text = (
+        "pipelines:\n"
+        "  default:\n"
+        "    - step: {script: [echo], oidc: true, runs-on: [self.hosted]}\n"
+        "    - step:\n"
+        "        script: [echo]\n"
+        "        caches: [docker]\n"
+        "        condition: {changesets: {includePaths: [src/**]}}\n"
+    )
+    for strict in (False, True):
+        pipeline = load(tmp_path, text, strict=strict)
+        assert [(w.message.split(":")[0], w.about) for w in pipeline.warnings] == [
+            ("oidc is not supported locally", "machine"),
+            ("runs-on is ignored locally", "machine"),
+            ("the docker cache has no meaning locally", "machine"),
+            ("condition.changesets cannot be evaluated outside a git checkout", "machine"),
+        ]
     assert pipeline.warnings[0].where.endswith(":3:36")
-    assert "oidc is not supported locally" in error_of(tmp_path, text, strict=True).message
+    assert str(pipeline.warnings[0]).split(": ")[1] == "note"
+
+
+def test_a_problem_in_the_file_is_an_error_under_strict_and_a_note_beside_it_is_not(
+    tmp_path: Path, cli: Cli
+) -> None:
+    path = tmp_path / NAME
+    path.write_text(
+        "simage: alpine\npipelines:\n  default:\n    - step: {script: [echo], caches: [docker]}\n",
+        encoding="utf-8",
+    )
+    relaxed = cli("validate", str(path))
+    assert relaxed.code == 0, relaxed.err
+    assert f"{path}:1:1: warning: unknown top-level key 'simage'" in relaxed.out
+    assert f"{path}:4:39: note: the docker cache has no meaning locally" in relaxed.out
+    strict = cli("validate", "--strict", str(path))
+    assert strict.code == 2
+    assert f"{path}:1:1:" in strict.err and "did you mean 'image'" in strict.err
+    assert "docker cache" not in strict.err
 
 
 def git(directory: Path, *args: str) -> None:

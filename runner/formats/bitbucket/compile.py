@@ -110,6 +110,11 @@ class Compiler:
             raise self.document.error(loc, message, "remove it, or run without --strict", key=key)
         self.warnings.append(LoadWarning(where=str(self.document.position(loc, key=key)), message=message))
 
+    def note(self, loc: Loc, message: str) -> None:
+        """What runs differently on this machine than on Bitbucket: never an error, even under --strict."""
+        where = str(self.document.position(loc))
+        self.warnings.append(LoadWarning(where=where, message=message, about="machine"))
+
     # the pipeline
 
     def compile(self, choice: Choice) -> Pipeline:
@@ -375,9 +380,9 @@ class Compiler:
 
     def _notices(self, spec: StepSpec, loc: Loc) -> None:
         if spec.oidc:
-            self.warn((*loc, "oidc"), "oidc is not supported locally: BITBUCKET_STEP_OIDC_TOKEN is not set")
+            self.note((*loc, "oidc"), "oidc is not supported locally: BITBUCKET_STEP_OIDC_TOKEN is not set")
         if spec.runs_on is not None:
-            self.warn((*loc, "runs-on"), "runs-on is ignored locally: the step runs on this machine's engine")
+            self.note((*loc, "runs-on"), "runs-on is ignored locally: the step runs on this machine's engine")
         if spec.output_variables:
             self.warn((*loc, "output-variables"), "output-variables are not passed to later steps locally")
 
@@ -504,7 +509,7 @@ class Compiler:
             elif name in PREDEFINED_CACHES:
                 path, key = PREDEFINED_CACHES[name], ""
             elif name == "docker":
-                self.warn(
+                self.note(
                     (*loc, index), "the docker cache has no meaning locally: the host engine keeps its images"
                 )
                 continue
@@ -570,7 +575,7 @@ class Compiler:
             return None
         changed = self.checkout.changed
         if changed is None:
-            self.warn(loc, "condition.changesets cannot be evaluated outside a git checkout: the step runs")
+            self.note(loc, "condition.changesets cannot be evaluated outside a git checkout: the step runs")
             return None
         include = condition.changesets.include_paths
         exclude = condition.changesets.exclude_paths
