@@ -84,6 +84,15 @@ class PipeCall(Frozen):
     env: dict[str, str] = Field(default_factory=dict)
 
 
+class SharedOutputs(Frozen):
+    """Variables a step hands to the steps after it: it appends `KEY=VALUE` lines to the file whose path is
+    in its `path_variable`, and the names in `names` are set in every later step (Bitbucket's
+    output-variables)."""
+
+    path_variable: str
+    names: tuple[str, ...] = ()
+
+
 class ContainerRun(Frozen):
     kind: Literal["container"] = "container"
     image: str
@@ -117,6 +126,7 @@ class ContainerRun(Frozen):
     network_mode: str | None = None  # host, none, bridge: instead of the run's network
     pull: Literal["missing", "always", "never"] = "missing"
     output_markers: bool = False  # lines `::{"outputs":{...}}::` set the step's `vars` output
+    shared_outputs: SharedOutputs | None = None
 
 
 class StopAction(Frozen):

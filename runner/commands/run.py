@@ -75,7 +75,7 @@ def run(console: Console, request: RunRequest) -> int:
     options = RunOptions(
         image_map=image_map,
         env={**env, **secrets},
-        secrets=tuple(secrets.values()),
+        secrets=secrets,
         keep=request.keep,
         bind=request.bind,
         max_parallel=request.max_parallel,

@@ -13,7 +13,7 @@ from runner.backend.base import Backend
 from runner.globs import matches
 
 
-class _ChunkReader(io.RawIOBase):
+class ChunkReader(io.RawIOBase):
     """A file object over an iterator of byte chunks, so a tar stream is read without holding it whole."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
@@ -48,7 +48,7 @@ class ArtifactStore:
         """Copy the files under `workdir` that match `globs` out of the container: the paths kept, and
         those refused (links that point outside the directory, special files)."""
         refused: list[str] = []
-        reader = io.BufferedReader(_ChunkReader(backend.get_archive(container_id, workdir)))
+        reader = io.BufferedReader(ChunkReader(backend.get_archive(container_id, workdir)))
         collected: list[str] = []
         with self.lock, tarfile.open(fileobj=reader, mode="r|") as stream:
             self.directory.mkdir(parents=True, exist_ok=True)

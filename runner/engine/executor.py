@@ -20,6 +20,7 @@ from runner.engine.images import ImageResolver
 from runner.engine.interrupts import Interrupts
 from runner.engine.status import Block, ResourceSummary, RunResult, StepResult, StepStatus
 from runner.engine.templating import RunTemplates, TemplateError
+from runner.engine.variables import SHARED_FILE, SharedVariables, parse, read_file
 from runner.engine.workspace import SourceTree
 from runner.errors import ImageUnavailable, InputError, ResourceGone, RunnerError
 from runner.model import WORKSPACE, ContainerRun, Group, Mount, Node, PipeCall, Pipeline, Step, StopAction
@@ -43,7 +44,7 @@ STOP_GRACE = 10
 class RunOptions:
     image_map: Mapping[str, str] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
-    secrets: tuple[str, ...] = ()  # values masked in every log line
+    secrets: Mapping[str, str] = field(default_factory=dict)  # name -> value, masked in every log line
     keep: bool = False
     bind: bool = False
     sweep_dead_runs: bool = True
@@ -111,6 +112,7 @@ class Executor:
         self.session_lease: GuardedLease | None = None
         self.guard = "none (this run is not guarded)"
         self.templates = RunTemplates(pipeline.templating, self.run_id) if pipeline.templating else None
+        self.shared = SharedVariables(self.options.secrets)
 
     # the run
 
@@ -365,7 +367,11 @@ class Executor:
         limit = group.concurrency or self.options.max_parallel
         workers = max(1, min(limit, len(group.steps)))
         failed = False
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"group-{group.id}") as pool:
+        members = frozenset(step.id for step in group.leaves())
+        with (
+            self.shared.group(members),
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"group-{group.id}") as pool,
+        ):
             pending = {pool.submit(run_node, node): node for node in group.steps}
             while pending:
                 done, _ = wait(pending, timeout=POLL, return_when=FIRST_COMPLETED)
@@ -527,7 +533,7 @@ class Executor:
             network=self.network,
             join=None,
             mounts=self._mounts(action),
-            env=self._env(block),
+            env=self._env(block, action),
             log_dir=self.log_dir,
             create=self.teardown.create_container,
             prepare=lambda container_id: self._prepare_container(container_id, action),
@@ -542,6 +548,7 @@ class Executor:
             outcome = self._run_segments(step, action, image, context, timeout)
         else:
             outcome = run_container(step, action, image, self.teardown.name(step.id), context, timeout)
+            self._take_shared(step, action, outcome.container_id)
         if action.artifacts and outcome.container_id and action.workdir:
             try:
                 _, refused = self.artifacts.collect(
@@ -590,6 +597,7 @@ class Executor:
                 replace(context, prepare=prepare),
                 remaining,
             )
+            self._take_shared(step, action, outcome.container_id)
             if outcome.status is not StepStatus.SUCCESS:
                 break
         # The after-script (and its pipes) reads the script's exit code, and never changes the step's result.
@@ -599,6 +607,7 @@ class Executor:
             after = run_container(
                 step, part, part_image, self.teardown.name(step.id), replace(context, prepare=_nothing), None
             )
+            self._take_shared(step, action, after.container_id)
             if after.status is not StepStatus.SUCCESS:
                 self.reporter.notice(f"{step.name}: after-script failed: {after.message}", warning=True)
                 break
@@ -650,8 +659,36 @@ class Executor:
             volume, {CACHE_LABEL: name, PREFIX + "pipeline": self.pipeline.name}
         )
 
-    def _env(self, block: Block) -> dict[str, str]:
-        env = dict(self.options.env)
+    def _take_shared(self, step: Step, action: ContainerRun, container_id: str) -> None:
+        """The variables a finished container shares, read whatever its result: `final:` may need them."""
+        outputs = action.shared_outputs
+        if outputs is None or not outputs.names or not container_id:
+            return
+        shared = parse(read_file(self.backend, container_id), outputs.names)
+        self.shared.add(step.id, shared.values)
+        if shared.values:
+            shown = ", ".join(
+                f"{name}={'$SECRET' if self.shared.is_masked(value) else self._mask(value)}"
+                for name, value in shared.values.items()
+            )
+            self.reporter.notice(f"{step.name}: shares {shown}")
+        if shared.undeclared:
+            self.reporter.notice(
+                f"{step.name}: {', '.join(shared.undeclared)} written to ${outputs.path_variable} but not "
+                "shared: add them to output-variables",
+                warning=True,
+            )
+        for line in shared.malformed[:3]:
+            self.reporter.notice(
+                f"{step.name}: ignored a line of ${outputs.path_variable} that is not KEY=VALUE: "
+                f"{self._mask(line)!r}",
+                warning=True,
+            )
+
+    def _env(self, block: Block, action: ContainerRun | None = None) -> dict[str, str]:
+        env = {**self.options.env, **self.shared.current()}
+        if action is not None and action.shared_outputs is not None:
+            env[action.shared_outputs.path_variable] = SHARED_FILE
         if block in (Block.ERRORS, Block.FINALLY, Block.AFTER):
             failed = [r.name for r in self.results if r.fails_run]
             env[STATUS_VARIABLE] = self._status_so_far(failed)
@@ -666,7 +703,9 @@ class Executor:
         return "paused" if self.paused else "success"
 
     def _mask(self, line: str) -> str:
-        for value in (*self.options.secrets, *self.pipeline.secrets):
+        values = (*self.options.secrets.values(), *self.pipeline.secrets, *self.shared.masked_values())
+        # the longest first: a shared value that holds a secret is hidden whole, not around the secret
+        for value in sorted(values, key=len, reverse=True):
             if value:
                 line = line.replace(value, "$SECRET")
         return line

@@ -292,7 +292,7 @@ def test_bitbucket_variables_are_set(tmp_path: Path) -> None:
 def test_secrets_are_masked_in_every_line(tmp_path: Path) -> None:
     text = "pipelines:\n  default:\n    - step: {name: leak, script: ['echo \"token is $TOKEN\"']}\n"
     path = project(tmp_path, text)
-    result, reporter = run(path, env={"TOKEN": "s3cr3t-value"}, secrets=("s3cr3t-value",))
+    result, reporter = run(path, env={"TOKEN": "s3cr3t-value"}, secrets={"TOKEN": "s3cr3t-value"})
     assert result.exit_code == 0
     assert final_saw(reporter, "leak") == ["token is $SECRET"]
     log = Path(result.log_dir) / "leak.log"

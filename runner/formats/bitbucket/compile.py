@@ -39,6 +39,7 @@ from runner.model import (
     PipeCall,
     Pipeline,
     RegistryAuth,
+    SharedOutputs,
     Sidecar,
     Step,
 )
@@ -68,6 +69,8 @@ FINAL_FORBIDDEN = {
     "fail-fast": "The property 'fail-fast' is not supported for a final step",
 }
 VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+VARIABLES_PATH = "BITBUCKET_PIPELINES_VARIABLES_PATH"  # where a step writes the variables it shares
 
 
 def pipe_image(pipe: str) -> str:
@@ -351,6 +354,10 @@ class Compiler:
             after_pipes=after_pipes,
             shell="bash",
             exit_code_variable="BITBUCKET_EXIT_CODE",
+            shared_outputs=SharedOutputs(
+                path_variable=VARIABLES_PATH,
+                names=self._output_variables(spec.output_variables, (*loc, "output-variables")),
+            ),
             env=self._env(deployment, parallel),
             workdir=CLONE_DIR,
             source="copy",
@@ -383,8 +390,16 @@ class Compiler:
             self.note((*loc, "oidc"), "oidc is not supported locally: BITBUCKET_STEP_OIDC_TOKEN is not set")
         if spec.runs_on is not None:
             self.note((*loc, "runs-on"), "runs-on is ignored locally: the step runs on this machine's engine")
-        if spec.output_variables:
-            self.warn((*loc, "output-variables"), "output-variables are not passed to later steps locally")
+
+    def _output_variables(self, names: list[str] | None, loc: Loc) -> tuple[str, ...]:
+        for index, name in enumerate(names or []):
+            if not VARIABLE_NAME.fullmatch(name):
+                raise self.document.error(
+                    (*loc, index),
+                    f"'{name}' is not a variable name",
+                    "use letters, digits and underscores, not starting with a digit",
+                )
+        return tuple(dict.fromkeys(names or []))
 
     def _id(self, name: str) -> str:
         base = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or f"step-{self.count}"
