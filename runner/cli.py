@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -158,6 +159,40 @@ def run(
     bind: Annotated[
         bool, typer.Option("--bind", help="Bind-mount the pipeline's directory instead of copying it.")
     ] = False,
+    step: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--step",
+            "-s",
+            help="Run only this step: a number or name as `runner list` shows it, or a glob (repeatable). "
+            "Steps before it that are not run lend the artifacts and variables of their last local run.",
+        ),
+    ] = None,
+    no_final: Annotated[
+        bool, typer.Option("--no-final", help="Do not run the final/finally steps (with --step or alone).")
+    ] = False,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            "--resume",
+            is_flag=False,
+            flag_value="",
+            metavar="[RUN]",
+            help="Continue a run that stopped before a manual step (default: this file's newest), from that "
+            "step, with what the steps before it left; final runs again.",
+        ),
+    ] = None,
+    rerun_failed: Annotated[
+        str | None,
+        typer.Option(
+            "--rerun-failed",
+            is_flag=False,
+            flag_value="",
+            metavar="[RUN]",
+            help="Run the failed and skipped steps of a finished run again (default: this file's newest "
+            "failed run), with what the passed steps left; final runs again.",
+        ),
+    ] = None,
     format_name: Format = None,
     quiet: Quiet = False,
     verbose: Verbose = False,
@@ -186,6 +221,10 @@ def run(
         bind=bind,
         quiet=quiet,
         verbose=verbose,
+        steps=step or [],
+        no_final=no_final,
+        resume=resume,
+        rerun_failed=rerun_failed,
     )
     _execute(lambda: run_command(_console(no_color), request))
 
@@ -295,6 +334,23 @@ def doctor(no_color: NoColor = False) -> None:
     _execute(lambda: doctor_command(_console(no_color)))
 
 
+OPTIONAL_RUN = ("--resume", "--rerun-failed")
+RUN_ID = re.compile(r"[0-9a-f]{1,32}")
+
+
+def optional_values(argv: list[str]) -> list[str]:
+    """`--resume [RUN]`: the command-line library has no option whose value may be left out, so a bare
+    `--resume` becomes `--resume=` here. What follows it is its value only when it looks like a run id:
+    `--resume FILE` keeps FILE the file."""
+    out: list[str] = []
+    for index, arg in enumerate(argv):
+        following = argv[index + 1] if index + 1 < len(argv) else None
+        if arg in OPTIONAL_RUN and (following is None or not RUN_ID.fullmatch(following)):
+            arg += "="
+        out.append(arg)
+    return out
+
+
 def main() -> None:
-    app(prog_name="runner")
+    app(args=optional_values(sys.argv[1:]), prog_name="runner")
     sys.exit(0)

@@ -97,7 +97,8 @@ class ConsoleReporter:
             return
         mark, style = STYLES[result.status]
         status = result.status.value + (" (allowed)" if result.allowed_failure else "")
-        duration = "" if result.status is StepStatus.SKIPPED else f" {format_duration(result.duration)}"
+        quiet_duration = result.status is StepStatus.SKIPPED or result.carried_from
+        duration = "" if quiet_duration else f" {format_duration(result.duration)}"
         line = f"[{style}]{mark} {escape(step.name)} {status}[/{style}][dim]{duration}[/dim]"
         if result.message:
             line += f"  {escape(result.message)}"
@@ -131,8 +132,11 @@ class ConsoleReporter:
             "success": "[green]succeeded[/green]",
             "failed": "[red]failed[/red]",
             "interrupted": "[yellow]was interrupted[/yellow]",
-            "paused": "[yellow]stopped at a manual step[/yellow] (run it with --manual)",
+            "paused": "[yellow]stopped at a manual step[/yellow] (continue it with "
+            f"`runner run --resume {result.run_id}`)",
         }[result.status]
+        if result.status in ("failed", "interrupted") and not (result.resources and result.resources.kept):
+            outcome += f" (run what did not pass again with `runner run --rerun-failed {result.run_id}`)"
         self.console.print(f"run {result.run_id} {outcome} (exit code {result.exit_code})")
 
 
@@ -143,12 +147,14 @@ def summary_table(result: RunResult) -> Table:
     for step in result.results:
         _, style = STYLES[step.status]
         status = step.status.value + (" (allowed)" if step.allowed_failure else "")
+        if step.carried_from:
+            status += f" (run {step.carried_from})"
         table.add_row(
             escape(step.name),
             step.block.value,
-            f"[{style}]{status}[/{style}]",
+            f"[{style}]{escape(status)}[/{style}]",
             "" if step.exit_code is None else str(step.exit_code),
-            "" if step.status is StepStatus.SKIPPED else format_duration(step.duration),
+            "" if step.status is StepStatus.SKIPPED or step.carried_from else format_duration(step.duration),
         )
     return table
 

@@ -2,21 +2,26 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.prompt import Confirm, Prompt
 
 from runner.backend import connect
 from runner.config import config_images, engine_settings, parse_pairs, read_env_file
+from runner.engine import reuse
 from runner.engine.executor import ConfirmManual, Executor, RunOptions
+from runner.engine.reuse import CarriedStep
+from runner.engine.selection import only, select_steps, triggered, without_final
+from runner.errors import InputError
 from runner.formats import find_default, load_pipeline
 from runner.formats.options import LoadOptions
 from runner.formats.options import Prompt as VariablePrompt
 from runner.model import Pipeline, Step
 from runner.render import ConsoleReporter, load_warning
-from runner.teardown.ledger import Ledger
+from runner.teardown.ledger import Ledger, RunRecord
 
 
 @dataclass(frozen=True)
@@ -39,15 +44,48 @@ class RunRequest:
     bind: bool = False
     quiet: bool = False
     verbose: bool = False
+    steps: list[str] = field(default_factory=list)  # run only these (numbers, names, globs)
+    no_final: bool = False
+    resume: str | None = None  # "" : the newest paused run of the file
+    rerun_failed: str | None = None  # "" : the newest failed run of the file
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the run is, besides its pipeline: the earlier run it continues and the steps it takes from
+    earlier runs."""
+
+    carried: dict[str, CarriedStep] = field(default_factory=dict)
+    parent: str = ""
+    build_number: int = 0
 
 
 def load(
     console: Console, request: RunRequest, ledger: Ledger | None = None
 ) -> tuple[Path, Pipeline, dict[str, str]]:
     """The pipeline to run, and the environment given on the command line."""
+    path, pipeline, env, _ = _load(console, request, ledger, None)
+    return path, pipeline, env
+
+
+def _selection(request: RunRequest) -> dict[str, object]:
+    """How the pipeline was chosen from its file: kept in the ledger, so a resume chooses it again."""
+    return {
+        "format": request.format_name,
+        "pipeline": request.pipeline,
+        "branch": request.branch,
+        "tag": request.tag,
+        "variables": request.variables,
+    }
+
+
+def _load(
+    console: Console, request: RunRequest, ledger: Ledger | None, build_number: int | None
+) -> tuple[Path, Pipeline, dict[str, str], int]:
     path = request.file or find_default(Path.cwd())
     env = _env(request.env_files, request.env, "--env")
     interactive = sys.stdin.isatty()
+    number = build_number or _build_number(ledger, path)
     options = LoadOptions(
         pipeline=request.pipeline,
         branch=request.branch,
@@ -55,18 +93,101 @@ def load(
         variables=parse_pairs(request.variables, "--var"),
         env={**os.environ, **env, **_env(request.secret_files, request.secrets, "--secret")},
         prompt=_prompt(console) if interactive else None,
-        build_number=_build_number(ledger, path),
+        build_number=number,
         strict=request.strict,
     )
     pipeline = load_pipeline(path, request.format_name, options)
     for warning in pipeline.warnings:
         console.print(load_warning(warning))
-    return path, pipeline, env
+    return path, pipeline, env, number
+
+
+def _continued(request: RunRequest, ledger: Ledger) -> tuple[RunRequest, RunRecord] | None:
+    """With --resume or --rerun-failed: the request as the earlier run made it, and that run."""
+    mode = (
+        "resume"
+        if request.resume is not None
+        else "rerun-failed"
+        if request.rerun_failed is not None
+        else None
+    )
+    if mode is None:
+        return None
+    if request.resume is not None and request.rerun_failed is not None:
+        raise InputError("--resume and --rerun-failed continue a run in two different ways", "choose one")
+    if request.steps:
+        raise InputError(f"--step cannot be combined with --{mode}", f"--{mode} decides which steps run")
+    wanted = request.resume if request.resume is not None else request.rerun_failed
+    file = request.file
+    if wanted and file is None and Path(wanted).is_file():
+        # `--resume FILE`: the option's value is optional, so a file right after it lands there
+        wanted, file = "", Path(wanted)
+    source = str((file or find_default(Path.cwd())).resolve()) if file or not wanted else ""
+    parent = reuse.find_run(ledger, source, wanted or None, mode)
+    if source and parent.source != source:
+        raise InputError(
+            f"--{mode}: run {parent.run_id} ran {parent.source}, not {source}",
+            "name the run's own file, or leave the file out",
+        )
+    recorded = parent.selection
+    given = _selection(request)
+    for key in ("pipeline", "branch", "tag", "format"):
+        if given[key] is not None and recorded.get(key) != given[key]:
+            raise InputError(
+                f"--{mode}: run {parent.run_id} was started with --{key} {recorded.get(key)!r}",
+                f"leave --{key} out: the run continues with the pipeline it started with",
+            )
+    stored = recorded.get("variables")
+    variables = [str(v) for v in stored] if isinstance(stored, list) else []
+    continued = replace(
+        request,
+        file=Path(parent.source),
+        format_name=_text(recorded.get("format")),
+        pipeline=_text(recorded.get("pipeline")),
+        branch=_text(recorded.get("branch")),
+        tag=_text(recorded.get("tag")),
+        variables=[*variables, *request.variables],
+    )
+    return continued, parent
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _plan(
+    console: Console, request: RunRequest, ledger: Ledger
+) -> tuple[Path, Pipeline, dict[str, str], Plan, RunRequest]:
+    continued = _continued(request, ledger)
+    if continued is not None:
+        request, parent = continued
+        path, pipeline, env, number = _load(console, request, ledger, parent.build_number or None)
+        if request.resume is not None:
+            continuation = reuse.resume(ledger, pipeline, parent)
+            pipeline = triggered(pipeline, continuation.triggered)
+        else:
+            continuation = reuse.rerun_failed(ledger, pipeline, parent)
+        if request.no_final:
+            pipeline = without_final(pipeline)
+        kept = len(continuation.carried)
+        console.print(f"[dim]continuing run {parent.run_id}: {kept} step(s) keep their result[/dim]")
+        return path, pipeline, env, Plan(continuation.carried, parent.run_id, number), request
+    path, pipeline, env, number = _load(console, request, ledger, None)
+    carried: dict[str, CarriedStep] = {}
+    if request.steps:
+        part = only(pipeline, select_steps(pipeline, request.steps), final=not request.no_final)
+        pipeline = part.pipeline
+        carried, warnings = reuse.from_last_runs(ledger, pipeline, part.earlier)
+        for warning in warnings:
+            console.print(f"[yellow]warning: {escape(warning)}[/yellow]")
+    elif request.no_final:
+        pipeline = without_final(pipeline)
+    return path, pipeline, env, Plan(carried, "", number), request
 
 
 def run(console: Console, request: RunRequest) -> int:
     ledger = Ledger()
-    path, pipeline, env = load(console, request, ledger)
+    path, pipeline, env, plan, request = _plan(console, request, ledger)
     secrets = _env(request.secret_files, request.secrets, "--secret")
     image_map = {**config_images(path), **parse_pairs(request.images, "--image")}
     backend = connect(engine_settings(path))
@@ -80,6 +201,10 @@ def run(console: Console, request: RunRequest) -> int:
         bind=request.bind,
         max_parallel=request.max_parallel,
         confirm_manual=_confirm_manual(console, reporter, request.manual),
+        carried=plan.carried,
+        parent=plan.parent,
+        selection=_selection(request),
+        build_number=plan.build_number,
     )
     return Executor(pipeline, backend, ledger, reporter, options).run().exit_code
 

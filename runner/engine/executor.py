@@ -12,12 +12,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 
 from runner.backend.base import Backend
-from runner.engine.artifacts import ArtifactStore
+from runner.engine.artifacts import ArtifactStore, prune
 from runner.engine.builtin import BuiltinAction, BuiltinContext, run_builtin
 from runner.engine.container_step import POLL, Outcome, StepContext, run_container, start_sidecars
 from runner.engine.events import Reporter
 from runner.engine.images import ImageResolver
 from runner.engine.interrupts import Interrupts
+from runner.engine.reuse import CarriedStep
 from runner.engine.status import Block, ResourceSummary, RunResult, StepResult, StepStatus
 from runner.engine.templating import RunTemplates, TemplateError
 from runner.engine.variables import SHARED_FILE, SharedVariables, parse, read_file
@@ -38,6 +39,7 @@ FAILED_STEPS_VARIABLE = "RUNNER_FAILED_STEPS"
 ConfirmManual = Callable[[Step], bool]
 StopCheck = Callable[[], bool]
 STOP_GRACE = 10
+ARTIFACT_DAYS = 14  # as long as Bitbucket keeps them: a later `--step` or re-run may need them
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,10 @@ class RunOptions:
     lease: bool = True
     max_parallel: int = 4
     confirm_manual: ConfirmManual | None = None  # None: the run stops before a manual step
+    carried: Mapping[str, CarriedStep] = field(default_factory=dict)  # steps not run again, by id
+    parent: str = ""  # the run this one resumes or re-runs
+    selection: Mapping[str, object] = field(default_factory=dict)  # how the pipeline was chosen, kept
+    build_number: int = 0
 
 
 def script_segments(
@@ -173,6 +179,9 @@ class Executor:
             str(self.pipeline.source),
             str(self.owner),
             engine=self.backend.info().id,
+            selection=self.options.selection,
+            build_number=self.options.build_number,
+            parent=self.options.parent,
         )
         # a kept run must outlive its runner: only the process watchdog can be told so ("done")
         lease = (
@@ -230,6 +239,9 @@ class Executor:
             lease.wait_ready()
             self.guard = lease.describe()
         self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        root = self.ledger.directory / "artifacts"
+        keep = {self.run_id, *(carried.from_run for carried in self.options.carried.values())}
+        prune(root, keep, time.time() - ARTIFACT_DAYS * 86400)
 
     def _phases(self, lease: GuardedLease | None) -> None:
         self._before_work(lease)
@@ -298,7 +310,13 @@ class Executor:
             if stop() or (failed and not keep_going):
                 self._skip(block, nodes[index:])
                 break
-            if isinstance(node, Step) and node.manual and block is Block.STEPS and not self._confirmed(node):
+            if (
+                isinstance(node, Step)
+                and node.manual
+                and block is Block.STEPS
+                and node.id not in self.options.carried
+                and not self._confirmed(node)
+            ):
                 self._pause(block, node, nodes[index + 1 :])
                 break
             if isinstance(node, Group):
@@ -314,7 +332,7 @@ class Executor:
 
     def _pause(self, block: Block, step: Step, rest: tuple[Node, ...]) -> None:
         self.paused = True
-        message = "manual step: the run stopped before it (start it with --manual)"
+        message = "manual step: the run stopped before it (continue with --resume, or run with --manual)"
         self._record(step, StepResult(step.id, step.name, block, StepStatus.PAUSED, message=message))
         self._skip(block, rest)
 
@@ -390,6 +408,9 @@ class Executor:
                 self._record(step, StepResult(step.id, step.name, block, StepStatus.SKIPPED, message=message))
 
     def _run_step(self, step: Step, block: Block, should_stop: StopCheck) -> StepResult:
+        carried = self.options.carried.get(step.id) if block is Block.STEPS else None
+        if carried is not None:
+            return self._carry(step, block, carried)
         skip = step.skip_reason if step.skip_reason is not None else ("" if should_stop() else None)
         if skip is None and step.run_if is not None:
             skip = self._run_if(step)
@@ -412,6 +433,31 @@ class Executor:
             self._mask(outcome.message),
             allowed_failure=allowed and not step.failure_is_success,
             outputs=self._outputs(step, outcome),
+        )
+        self._record(step, result)
+        return result
+
+    def _carry(self, step: Step, block: Block, carried: CarriedStep) -> StepResult:
+        """A step not run again: what it left in an earlier run is taken as if it had just run."""
+        source = self.ledger.directory / "artifacts" / carried.from_run / step.id
+        action = step.action
+        declares = isinstance(action, ContainerRun) and action.artifacts is not None
+        if not self.artifacts.adopt(step.id, source) and declares:
+            self.reporter.notice(
+                f"{step.name}: the artifacts of run {carried.from_run} are gone (they are kept "
+                f"{ARTIFACT_DAYS} days): later steps start without them",
+                warning=True,
+            )
+        self.shared.add(step.id, carried.variables, carried.masked)
+        allowed = carried.status.is_failure and step.allow_failure
+        result = StepResult(
+            step.id,
+            step.name,
+            block,
+            carried.status,
+            message=carried.message,
+            allowed_failure=allowed,
+            carried_from=carried.from_run,
         )
         self._record(step, result)
         return result
@@ -469,6 +515,7 @@ class Executor:
         self.results.append(result)
         if self.templates is not None:
             self.templates.record(step.id, result.status.value, result.outputs)
+        variables, masked = self.shared.produced(step.id)
         self.ledger.step_result(
             self.run_id,
             step.id,
@@ -477,6 +524,8 @@ class Executor:
             result.exit_code,
             result.duration,
             str(self.log_dir / f"{step.id}.log"),
+            variables,
+            masked,
         )
         self.reporter.step_finished(step, result)
 
@@ -552,7 +601,7 @@ class Executor:
         if action.artifacts and outcome.container_id and action.workdir:
             try:
                 _, refused = self.artifacts.collect(
-                    self.backend, outcome.container_id, action.workdir, action.artifacts.paths
+                    self.backend, outcome.container_id, action.workdir, action.artifacts.paths, step.id
                 )
                 for path in refused:
                     self.reporter.notice(

@@ -38,6 +38,7 @@ class StepResult:
     message: str = ""
     allowed_failure: bool = False
     outputs: dict[str, object] = field(default_factory=dict)
+    carried_from: str = ""  # not run again: the result of this earlier run
 
     @property
     def fails_run(self) -> bool:

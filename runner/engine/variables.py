@@ -70,6 +70,7 @@ class SharedVariables:
         self.visible: dict[str, str] = {}
         self.by_step: dict[str, dict[str, str]] = {}
         self.masked: set[str] = set()
+        self.masked_names: dict[str, set[str]] = {}  # step id -> the names whose values are masked
         self.held: list[tuple[frozenset[str], dict[str, str]]] = []
         self.lock = threading.Lock()
 
@@ -81,9 +82,10 @@ class SharedVariables:
         with self.lock:
             return tuple(self.masked)
 
-    def produced(self, step_id: str) -> dict[str, str]:
+    def produced(self, step_id: str) -> tuple[dict[str, str], tuple[str, ...]]:
+        """What a step shared, and the names among them whose values are masked."""
         with self.lock:
-            return dict(self.by_step.get(step_id, {}))
+            return dict(self.by_step.get(step_id, {})), tuple(sorted(self.masked_names.get(step_id, ())))
 
     def add(self, step_id: str, values: Mapping[str, str], masked: tuple[str, ...] = ()) -> None:
         """A step's variables: now, or when its parallel group ends. `masked` names values that must never
@@ -93,6 +95,7 @@ class SharedVariables:
             for name, value in values.items():
                 if value and (name in masked or self._from_secret(name, value)):
                     self.masked.add(value)
+                    self.masked_names.setdefault(step_id, set()).add(name)
             for members, pending in self.held:
                 if step_id in members:
                     pending.update(values)

@@ -9,17 +9,18 @@ migrated forward in one transaction, and rows read back by column name only.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from runner.errors import LedgerUnavailable
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Each entry takes the schema from the version before it to its own number.
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -37,6 +38,16 @@ MIGRATIONS: dict[int, str] = {
     );
     """,
     2: "ALTER TABLE runs ADD COLUMN engine TEXT NOT NULL DEFAULT '';",
+    # what a later run needs to resume or re-run this one: how its pipeline was chosen, its build number,
+    # the run it continued, and what each step shared with the steps after it
+    3: """
+    ALTER TABLE runs ADD COLUMN selection TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE runs ADD COLUMN build_number INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN parent TEXT NOT NULL DEFAULT '';
+    ALTER TABLE steps ADD COLUMN variables TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE steps ADD COLUMN masked TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE steps ADD COLUMN recorded REAL NOT NULL DEFAULT 0;
+    """,
 }
 
 
@@ -59,6 +70,9 @@ class RunRecord:
     status: str
     exit_code: int | None
     engine: str = ""  # the engine's id; "" for runs recorded before engines were
+    selection: dict[str, object] = field(default_factory=dict)  # how the pipeline was chosen from its file
+    build_number: int = 0
+    parent: str = ""  # the run this one resumed or re-ran
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> RunRecord:
@@ -72,6 +86,32 @@ class RunRecord:
             status=row["status"],
             exit_code=row["exit_code"],
             engine=row["engine"],
+            selection=json.loads(row["selection"]),
+            build_number=row["build_number"],
+            parent=row["parent"],
+        )
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    run_id: str
+    step_id: str
+    name: str
+    status: str
+    exit_code: int | None
+    variables: dict[str, str]  # what the step shared with the steps after it
+    masked: tuple[str, ...]  # the names among them whose values are never shown
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> StepRecord:
+        return cls(
+            run_id=row["run_id"],
+            step_id=row["step_id"],
+            name=row["name"],
+            status=row["status"],
+            exit_code=row["exit_code"],
+            variables=json.loads(row["variables"]),
+            masked=tuple(json.loads(row["masked"])),
         )
 
 
@@ -140,12 +180,33 @@ class Ledger:
 
     # runs
 
-    def start_run(self, run_id: str, pipeline: str, source: str, owner: str, engine: str = "") -> None:
+    def start_run(
+        self,
+        run_id: str,
+        pipeline: str,
+        source: str,
+        owner: str,
+        engine: str = "",
+        selection: Mapping[str, object] | None = None,
+        build_number: int = 0,
+        parent: str = "",
+    ) -> None:
         with self._write() as db:
             db.execute(
                 "INSERT INTO runs (run_id, pipeline, source, owner, started, ended, status, exit_code, "
-                "engine) VALUES (?, ?, ?, ?, ?, NULL, 'running', NULL, ?)",
-                (run_id, pipeline, source, owner, time.time(), engine),
+                "engine, selection, build_number, parent) "
+                "VALUES (?, ?, ?, ?, ?, NULL, 'running', NULL, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    pipeline,
+                    source,
+                    owner,
+                    time.time(),
+                    engine,
+                    json.dumps(dict(selection or {})),
+                    build_number,
+                    parent,
+                ),
             )
 
     def end_run(self, run_id: str, status: str, exit_code: int | None) -> None:
@@ -224,10 +285,52 @@ class Ledger:
         exit_code: int | None,
         duration: float,
         log: str,
+        variables: Mapping[str, str] | None = None,
+        masked: Sequence[str] = (),
     ) -> None:
         with self._write() as db:
             db.execute(
-                "INSERT OR REPLACE INTO steps (run_id, step_id, name, status, exit_code, duration, log_path) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (run_id, step_id, name, status, exit_code, duration, log),
+                "INSERT OR REPLACE INTO steps (run_id, step_id, name, status, exit_code, duration, log_path, "
+                "variables, masked, recorded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    step_id,
+                    name,
+                    status,
+                    exit_code,
+                    duration,
+                    log,
+                    json.dumps(dict(variables or {})),
+                    json.dumps(sorted(masked)),
+                    time.time(),
+                ),
             )
+
+    def steps(self, run_id: str) -> list[StepRecord]:
+        """The steps of a run, in the order they ended."""
+        rows = self._read("SELECT * FROM steps WHERE run_id = ? ORDER BY recorded, rowid", (run_id,))
+        return [StepRecord.from_row(row) for row in rows]
+
+    def last_passed(self, source: str, pipeline: str, step_id: str, before: str = "") -> StepRecord | None:
+        """The newest record of this step passing in a run of this pipeline of this file."""
+        rows = self._read(
+            "SELECT steps.* FROM steps JOIN runs ON runs.run_id = steps.run_id "
+            "WHERE runs.source = ? AND runs.pipeline = ? AND steps.step_id = ? AND steps.status = 'SUCCESS' "
+            "AND runs.run_id != ? ORDER BY runs.started DESC LIMIT 1",
+            (source, pipeline, step_id, before),
+        )
+        return StepRecord.from_row(rows[0]) if rows else None
+
+    def find_runs(self, prefix: str) -> list[RunRecord]:
+        """Runs whose id starts with `prefix`, the newest first."""
+        rows = self._read(
+            "SELECT * FROM runs WHERE substr(run_id, 1, ?) = ? ORDER BY started DESC", (len(prefix), prefix)
+        )
+        return [RunRecord.from_row(row) for row in rows]
+
+    def runs_of(self, source: str, limit: int = 20) -> list[RunRecord]:
+        """The newest runs of a file."""
+        rows = self._read(
+            "SELECT * FROM runs WHERE source = ? ORDER BY started DESC LIMIT ?", (source, limit)
+        )
+        return [RunRecord.from_row(row) for row in rows]

@@ -32,7 +32,7 @@ def test_a_parallel_group_shares_when_it_has_ended_and_secrets_stay_masked() -> 
         assert shared.current() == {"V": "1"}  # the sibling still running sees nothing new
     assert shared.current() == {"V": "1", "L": "from-left", "KEY": "x-hunter2-y"}
     assert shared.masked_values() == ("x-hunter2-y",)
-    assert shared.produced("left") == {"L": "from-left", "KEY": "x-hunter2-y"}
+    assert shared.produced("left") == ({"L": "from-left", "KEY": "x-hunter2-y"}, ("KEY",))
 
 
 def test_an_output_variable_that_is_not_a_name_is_refused_where_it_is(tmp_path: Path) -> None:
