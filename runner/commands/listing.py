@@ -1,14 +1,20 @@
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 
 from runner.commands.validate import checking_options
+from runner.durations import format_duration
+from runner.engine.reuse import continuable
+from runner.engine.selection import numbered
+from runner.errors import LedgerUnavailable
 from runner.formats import LOADERS, bitbucket, find_default, load_document
 from runner.formats.options import LoadOptions
 from runner.model import Group, Node, Pipeline
+from runner.teardown.ledger import Ledger
 
 
 def list_pipelines(
@@ -25,6 +31,7 @@ def list_pipelines(
     base = checking_options(pipeline, branch, tag, variables)
     if chosen != "bitbucket":
         _show(console, LOADERS[chosen](document, path.resolve(), base), "", final="finally")
+        _continuable(console, path)
         return 0
     every, would_run = bitbucket.pipelines(document, path, base)
     for choice in every:
@@ -43,11 +50,30 @@ def list_pipelines(
         )
     else:
         console.print("runner run would choose no pipeline: name one with --pipeline")
+    _continuable(console, path)
     return 0
+
+
+def _continuable(console: Console, path: Path) -> None:
+    try:
+        runs = continuable(Ledger(), str(path.resolve()))
+    except LedgerUnavailable:
+        return  # listing a file needs no state directory
+    if not runs:
+        return
+    console.print("runs of this file that can be continued:")
+    now = time.time()
+    for run in runs:
+        age = format_duration(now - run.record.started)
+        console.print(
+            f"  {run.record.run_id}  {escape(run.record.pipeline)}: {escape(run.where)}, {age} ago  "
+            f"[bold]{run.command}[/bold]"
+        )
 
 
 def _show(console: Console, pipeline: Pipeline, label: str, mark: str = "", final: str = "final") -> None:
     console.print(f"[bold]{escape(label or pipeline.name)}[/bold]{mark}")
+    numbers = {step.id: number for number, step in numbered(pipeline)}
     blocks = (
         ("", pipeline.steps),
         ("errors: ", pipeline.errors),
@@ -56,13 +82,14 @@ def _show(console: Console, pipeline: Pipeline, label: str, mark: str = "", fina
     )
     for block, nodes in blocks:
         for node in nodes:
-            console.print("  " + escape(block + _describe(node)))
+            console.print("  " + escape(block + _describe(node, numbers if not block else {})))
 
 
-def _describe(node: Node) -> str:
+def _describe(node: Node, numbers: dict[str, int]) -> str:
+    """A step with the number `--step` takes, its manual trigger and why it would be skipped."""
     if isinstance(node, Group):
         kind = "parallel" if node.parallel else "sequence"
-        return f"{node.name} ({kind}): " + ", ".join(_describe(child) for child in node.steps)
+        return f"{node.name} ({kind}): " + ", ".join(_describe(child, numbers) for child in node.steps)
     extras = [
         word
         for word, on in (
@@ -71,4 +98,5 @@ def _describe(node: Node) -> str:
         )
         if on
     ]
-    return node.name + (f" ({', '.join(extras)})" if extras else "")
+    number = f"{numbers[node.id]}. " if node.id in numbers else ""
+    return number + node.name + (f" ({', '.join(extras)})" if extras else "")

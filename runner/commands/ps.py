@@ -8,6 +8,7 @@ from rich.table import Table
 
 from runner.backend import connect
 from runner.durations import format_duration
+from runner.engine.reuse import continuable
 from runner.teardown.leaks import labelled_runs, reconcile
 from runner.teardown.ledger import Ledger
 
@@ -22,6 +23,7 @@ def ps(console: Console) -> int:
     reconcile(ledger, engine.id)
     if not runs:
         console.print("no run has resources on the engine")
+        _continuable(console, ledger)
         return 0
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("run", "pipeline", "state", "age", "resources"):
@@ -40,4 +42,27 @@ def ps(console: Console) -> int:
     leaked = sum(1 for run in runs if not run.alive)
     if leaked:
         console.print(f"{leaked} leaked run(s): remove them with `runner cleanup`")
+    _continuable(console, ledger)
     return 0
+
+
+def _continuable(console: Console, ledger: Ledger) -> None:
+    runs = continuable(ledger)
+    if not runs:
+        return
+    console.print("runs that can be continued:")
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("run", "file", "pipeline", "where", "age", "command"):
+        table.add_column(column)
+    now = time.time()
+    for run in runs:
+        record = run.record
+        table.add_row(
+            record.run_id,
+            escape(record.source),
+            escape(record.pipeline),
+            escape(run.where),
+            format_duration(now - record.started),
+            run.command,
+        )
+    console.print(table)

@@ -42,6 +42,43 @@ class Continuation:
     triggered: tuple[str, ...] = ()  # manual steps started by the resume itself
 
 
+@dataclass(frozen=True)
+class Continuable:
+    record: RunRecord
+    how: str  # "resume" or "rerun-failed"
+    where: str  # the step it stopped at or failed in
+
+    @property
+    def command(self) -> str:
+        return f"runner run --{self.how} {self.record.run_id}"
+
+
+def continuable(ledger: Ledger, source: str | None = None, limit: int = 5) -> list[Continuable]:
+    """The newest runs that can be resumed or re-run (of one file, or of any), leaving out those a later
+    run has already continued."""
+    records = ledger.runs_of(source, 50) if source else ledger.runs(50)
+    continued = {record.parent for record in records if record.parent}
+    found: list[Continuable] = []
+    for record in records:
+        how = resumable(record)
+        if how is None or record.run_id in continued:
+            continue
+        wanted = "PAUSED" if how == "resume" else None
+        steps = ledger.steps(record.run_id)
+        stopped = (
+            [s for s in steps if s.status == wanted]
+            if wanted
+            else [s for s in steps if s.status in ("FAILED", "TIMED_OUT", "STOPPED")]
+        )
+        where = (
+            f"{'paused before' if wanted else 'failed in'} '{stopped[0].name}'" if stopped else record.status
+        )
+        found.append(Continuable(record, how, where))
+        if len(found) == limit:
+            break
+    return found
+
+
 def resumable(record: RunRecord) -> str | None:
     """How a run can be continued: "resume", "rerun-failed", or None."""
     if record.status in RESUMABLE:
