@@ -71,7 +71,9 @@ def continuable(ledger: Ledger, source: str | None = None, limit: int = 5) -> li
             else [s for s in steps if s.status in ("FAILED", "TIMED_OUT", "STOPPED")]
         )
         where = (
-            f"{'paused before' if wanted else 'failed in'} '{stopped[0].name}'" if stopped else record.status
+            f"{'paused before' if wanted else 'failed in'} '{stopped[0].name}'"
+            if stopped
+            else f"ended {record.status}"
         )
         found.append(Continuable(record, how, where))
         if len(found) == limit:
