@@ -457,6 +457,7 @@ class Executor:
             carried.status,
             message=carried.message,
             allowed_failure=allowed,
+            outputs=dict(carried.outputs),
             carried_from=carried.from_run,
         )
         self._record(step, result)
@@ -526,6 +527,7 @@ class Executor:
             str(self.log_dir / f"{step.id}.log"),
             variables,
             masked,
+            result.outputs,
         )
         self.reporter.step_finished(step, result)
 

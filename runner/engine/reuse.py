@@ -27,10 +27,13 @@ class CarriedStep:
     message: str
     variables: Mapping[str, str] = field(default_factory=dict)
     masked: tuple[str, ...] = ()
+    outputs: Mapping[str, object] = field(default_factory=dict)
 
     @classmethod
     def of(cls, record: StepRecord, status: StepStatus, message: str) -> CarriedStep:
-        return cls(record.step_id, record.run_id, status, message, record.variables, record.masked)
+        return cls(
+            record.step_id, record.run_id, status, message, record.variables, record.masked, record.outputs
+        )
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,12 @@ def find_run(ledger: Ledger, source: str, wanted: str | None, mode: str) -> RunR
             ids = ", ".join(r.run_id for r in found[:5])
             raise InputError(f"{flag}: {wanted!r} is the start of several runs: {ids}", "give more of the id")
         record = found[0]
+        later = ledger.continued_by(record.run_id)
+        if later:
+            raise InputError(
+                f"{flag}: run {record.run_id} was already continued by run {later[-1].run_id}",
+                f"continue that one instead, if it can be: `runner list {record.source}` shows which can",
+            )
         if resumable(record) != mode:
             raise InputError(
                 f"{flag}: run {record.run_id} ended {record.status}, so it cannot be continued this way",
@@ -113,7 +122,7 @@ def find_run(ledger: Ledger, source: str, wanted: str | None, mode: str) -> RunR
     for record in ledger.runs_of(source):
         if record.status == "running":
             continue
-        if resumable(record) == mode:
+        if resumable(record) == mode and not ledger.continued_by(record.run_id):
             return record
     raise InputError(
         f"{flag}: no run of {source} can be continued this way",

@@ -47,6 +47,7 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE steps ADD COLUMN variables TEXT NOT NULL DEFAULT '{}';
     ALTER TABLE steps ADD COLUMN masked TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE steps ADD COLUMN recorded REAL NOT NULL DEFAULT 0;
+    ALTER TABLE steps ADD COLUMN outputs TEXT NOT NULL DEFAULT '{}';
     """,
 }
 
@@ -101,6 +102,7 @@ class StepRecord:
     exit_code: int | None
     variables: dict[str, str]  # what the step shared with the steps after it
     masked: tuple[str, ...]  # the names among them whose values are never shown
+    outputs: dict[str, object]  # what later steps' expressions read of it (`outputs.ID...`)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> StepRecord:
@@ -112,6 +114,7 @@ class StepRecord:
             exit_code=row["exit_code"],
             variables=json.loads(row["variables"]),
             masked=tuple(json.loads(row["masked"])),
+            outputs=json.loads(row["outputs"]),
         )
 
 
@@ -287,11 +290,12 @@ class Ledger:
         log: str,
         variables: Mapping[str, str] | None = None,
         masked: Sequence[str] = (),
+        outputs: Mapping[str, object] | None = None,
     ) -> None:
         with self._write() as db:
             db.execute(
                 "INSERT OR REPLACE INTO steps (run_id, step_id, name, status, exit_code, duration, log_path, "
-                "variables, masked, recorded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "variables, masked, recorded, outputs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     step_id,
@@ -303,6 +307,7 @@ class Ledger:
                     json.dumps(dict(variables or {})),
                     json.dumps(sorted(masked)),
                     time.time(),
+                    json.dumps(dict(outputs or {}), default=str),
                 ),
             )
 
@@ -326,6 +331,11 @@ class Ledger:
         rows = self._read(
             "SELECT * FROM runs WHERE substr(run_id, 1, ?) = ? ORDER BY started DESC", (len(prefix), prefix)
         )
+        return [RunRecord.from_row(row) for row in rows]
+
+    def continued_by(self, run_id: str) -> list[RunRecord]:
+        """The runs that resumed or re-ran this one."""
+        rows = self._read("SELECT * FROM runs WHERE parent = ? ORDER BY started", (run_id,))
         return [RunRecord.from_row(row) for row in rows]
 
     def runs_of(self, source: str, limit: int = 20) -> list[RunRecord]:
