@@ -69,6 +69,7 @@ class Sidecar(Frozen):
     env: dict[str, str] = Field(default_factory=dict)
     command: tuple[str, ...] | None = None
     memory: int | None = None
+    expand_variables: bool = False  # `$NAME` and `${NAME}` in `env` values name the step's variables
 
 
 class RegistryAuth(Frozen):
@@ -82,6 +83,7 @@ class PipeCall(Frozen):
     name: str
     image: str
     env: dict[str, str] = Field(default_factory=dict)
+    expand_variables: bool = False  # `$NAME` and `${NAME}` in `env` values name the step's variables
 
 
 class SharedOutputs(Frozen):
@@ -111,6 +113,7 @@ class ContainerRun(Frozen):
     """workspace: mount the run's shared volume at /workspace; copy: a fresh copy of the source tree in
     `workdir` (unless `clone` is off), plus the artifacts of earlier steps when `download_artifacts`."""
     clone: bool = True
+    clone_paths: tuple[str, ...] = ()  # globs: only these paths of the tree are copied (all when empty)
     download_artifacts: bool = True
     artifacts: Artifacts | None = None
     caches: tuple[Cache, ...] = ()
@@ -215,6 +218,9 @@ class Step(Frozen):
     allow_failure: bool = False
     failure_is_success: bool = False  # with allow_failure: an allowed failure counts as a success
     run_if: str | None = None  # an expression; a falsy result skips the step
+    # a boolean in Bitbucket's expression language (runner.expressions.state) over the step's variables,
+    # shared ones included, evaluated just before it runs; false skips the step
+    condition_state: str | None = None
     retry: Retry | None = None
     output_aliases: dict[str, str] = Field(default_factory=dict)  # "taskRunner.containerId": "containerId"
     manual: bool = False  # the run pauses before it and asks

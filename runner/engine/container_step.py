@@ -14,8 +14,9 @@ from typing import IO
 from runner.backend.base import TOOL_IMAGE, Backend, ContainerSpec
 from runner.engine.events import Reporter
 from runner.engine.status import StepStatus
+from runner.engine.variables import expand
 from runner.errors import RunnerError
-from runner.model import ContainerRun, Mount, ReadyCheck, Step
+from runner.model import ContainerRun, Mount, ReadyCheck, Sidecar, Step
 
 POLL = 0.05
 STOP_GRACE = 2
@@ -320,7 +321,7 @@ def start_sidecars(
             image=image,
             labels={},
             command=sidecar.command,
-            env=sidecar.env,
+            env=_sidecar_env(sidecar, action, context),
             network=None if owner else context.network,
             join=owner,
             memory=sidecar.memory,
@@ -334,6 +335,13 @@ def start_sidecars(
     if owner is not None:
         _await_sidecars(context, owner, started)
     return owner
+
+
+def _sidecar_env(sidecar: Sidecar, action: ContainerRun, context: StepContext) -> dict[str, str]:
+    if not sidecar.expand_variables:
+        return sidecar.env
+    known = {**action.env, **context.env}
+    return {key: expand(value, known) for key, value in sidecar.env.items()}
 
 
 def _await_sidecars(

@@ -21,9 +21,10 @@ from runner.engine.interrupts import Interrupts
 from runner.engine.reuse import CarriedStep
 from runner.engine.status import Block, ResourceSummary, RunResult, StepResult, StepStatus
 from runner.engine.templating import RunTemplates, TemplateError
-from runner.engine.variables import SHARED_FILE, SharedVariables, parse, read_file
+from runner.engine.variables import SHARED_FILE, SharedVariables, expand, parse, read_file
 from runner.engine.workspace import SourceTree
 from runner.errors import ImageUnavailable, InputError, ResourceGone, RunnerError
+from runner.expressions import state
 from runner.model import WORKSPACE, ContainerRun, Group, Mount, Node, PipeCall, Pipeline, Step, StopAction
 from runner.teardown.labels import PREFIX, Owner
 from runner.teardown.leaks import LeakFilter, find_leaks, reconcile, remove_runs
@@ -414,6 +415,8 @@ class Executor:
         skip = step.skip_reason if step.skip_reason is not None else ("" if should_stop() else None)
         if skip is None and step.run_if is not None:
             skip = self._run_if(step)
+        if skip is None and step.condition_state is not None:
+            skip = self._state_condition(step, step.condition_state, block)
         if skip is not None:
             result = StepResult(step.id, step.name, block, StepStatus.SKIPPED, message=skip)
             self._record(step, result)
@@ -462,6 +465,18 @@ class Executor:
         )
         self._record(step, result)
         return result
+
+    def _state_condition(self, step: Step, expression: str, block: Block) -> str | None:
+        """None when the step runs; otherwise why it is skipped. A condition that cannot be evaluated
+        skips the step, and says why: running a deploy on a condition nobody could read is worse."""
+        action = step.action
+        variables = {**(action.env if isinstance(action, ContainerRun) else {}), **self._env(block)}
+        try:
+            holds = state.evaluate(expression, variables)
+        except state.StateError as exc:
+            self.reporter.notice(f"{step.name}: condition.state {expression!r}: {exc.message}", warning=True)
+            return f"condition.state could not be evaluated: {exc.message}"
+        return None if holds else f"condition.state is false: {expression}"
 
     def _run_if(self, step: Step) -> str | None:
         """None when the step runs; otherwise why it is skipped."""
@@ -636,7 +651,7 @@ class Executor:
         }
         outcome = Outcome(StepStatus.SUCCESS, 0)
         for index, segment in enumerate(script_segments(action.script, action.pipes)):
-            part, part_image = self._segment(action, image, segment, shared, action.env)
+            part, part_image = self._segment(action, image, segment, shared, action.env, context.env)
             part = part.model_copy(update={"source": action.source if index == 0 else "none"})
             prepare = context.prepare if index == 0 else _nothing
             remaining = None if deadline is None else max(deadline - time.monotonic(), 0.001)
@@ -654,7 +669,9 @@ class Executor:
         # The after-script (and its pipes) reads the script's exit code, and never changes the step's result.
         env = {**action.env, action.exit_code_variable: str(outcome.exit_code or 0)}
         for segment in script_segments(action.after_script, action.after_pipes):
-            part, part_image = self._segment(action, image, segment, {**shared, "source": "none"}, env)
+            part, part_image = self._segment(
+                action, image, segment, {**shared, "source": "none"}, env, context.env
+            )
             after = run_container(
                 step, part, part_image, self.teardown.name(step.id), replace(context, prepare=_nothing), None
             )
@@ -671,16 +688,21 @@ class Executor:
         segment: tuple[tuple[str, ...], PipeCall | None],
         shared: Mapping[str, object],
         env: Mapping[str, str],
+        run_env: Mapping[str, str],
     ) -> tuple[ContainerRun, str]:
         """One part of a script cut at its pipes, as a container run of its own, with its image."""
         lines, pipe = segment
         if pipe is None:
             return action.model_copy(update={**shared, "script": lines, "env": dict(env)}), image
+        pipe_env = pipe.env
+        if pipe.expand_variables:
+            known = {**env, **run_env}
+            pipe_env = {key: expand(value, known) for key, value in pipe.env.items()}
         update = {
             **shared,
             "image": pipe.image,
             "script": (),
-            "env": {**env, **pipe.env},
+            "env": {**env, **pipe_env},
             "registry_auth": None,
         }
         return action.model_copy(update=update), self._pipe_image(pipe)
@@ -796,7 +818,9 @@ class Executor:
         if action.source == "workspace":
             self._seed_workspace(container_id)
         elif action.source == "copy" and action.clone and action.workdir:
-            self.backend.put_archive(container_id, "/", self.source.archive(action.workdir))
+            self.backend.put_archive(
+                container_id, "/", self.source.archive(action.workdir, action.clone_paths)
+            )
         if action.source == "copy" and action.download_artifacts and action.workdir:
             restored = self.artifacts.archive(action.workdir)
             if restored is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import tarfile
 import threading
 from collections.abc import Iterator, Mapping
@@ -17,6 +18,13 @@ from runner.errors import ResourceGone
 # nothing has to be put into the container before it starts, so a step that shares nothing costs nothing.
 SHARED_FILE = "/tmp/runner-shared-variables"
 MAX_FILE_BYTES = 1024 * 1024  # a runaway `yes >> $FILE` must not fill the runner's memory
+REFERENCE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+def expand(text: str, env: Mapping[str, str]) -> str:
+    """`$NAME` and `${NAME}` replaced by the variable's value, or by nothing when it is unset, as a shell
+    does; `$$` and a `$` before anything else stay as they are."""
+    return REFERENCE.sub(lambda found: env.get(found.group(1) or found.group(2), ""), text)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import io
 import tarfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
+
+from runner.globs import matches
 
 SKIPPED_NAMES = frozenset({".venv", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"})
 
@@ -16,16 +19,18 @@ class SourceTree:
     def __init__(self, directory: Path, files: tuple[str, ...] | None) -> None:
         self.directory = directory
         self.files = files
-        self.archives: dict[str, bytes] = {}
+        self.archives: dict[tuple[str, tuple[str, ...]], bytes] = {}
         self.lock = threading.Lock()
 
-    def archive(self, prefix: str = "") -> bytes:
+    def archive(self, prefix: str = "", only: tuple[str, ...] = ()) -> bytes:
+        """The tree under `prefix`; with `only`, just the files those globs match (and `.git`)."""
         with self.lock:
-            if prefix not in self.archives:
-                self.archives[prefix] = self._build(prefix.strip("/"))
-            return self.archives[prefix]
+            key = (prefix, only)
+            if key not in self.archives:
+                self.archives[key] = self._build(prefix.strip("/"), only)
+            return self.archives[key]
 
-    def _build(self, prefix: str) -> bytes:
+    def _build(self, prefix: str, only: tuple[str, ...] = ()) -> bytes:
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w") as tar:
             if prefix:
@@ -40,7 +45,7 @@ class SourceTree:
                     path,
                     arcname=arcname,
                     recursive=self.files is None or path.name == ".git",
-                    filter=_skip_caches,
+                    filter=_skip_caches if not only else _only(only, prefix),
                 )
         return buffer.getvalue()
 
@@ -60,6 +65,20 @@ class SourceTree:
             info.type = tarfile.DIRTYPE
             info.mode = 0o755
             tar.addfile(info)
+
+
+def _only(globs: tuple[str, ...], prefix: str) -> Callable[[tarfile.TarInfo], tarfile.TarInfo | None]:
+    """A filter that keeps `.git`, the directories, and the files the globs match."""
+
+    def keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        if _skip_caches(info) is None:
+            return None
+        relative = info.name.removeprefix(prefix).lstrip("/") if prefix else info.name
+        if info.isdir() or relative == ".git" or relative.startswith(".git/"):
+            return info
+        return info if matches(relative, globs, contents=True) else None
+
+    return keep
 
 
 def _skip_caches(info: tarfile.TarInfo) -> tarfile.TarInfo | None:

@@ -571,7 +571,12 @@ def test_pipes_compile_to_their_images(tmp_path: Path) -> None:
     """
     run = action(load(tmp_path, text).steps[0])
     assert [(i, p.image, p.env) for i, p in run.pipes] == [
-        (2, "bitbucketpipelines/aws-s3-deploy:1.1.0", {"BUCKET": "b", "FLAGS": '["a", "b"]'}),
+        (
+            2,
+            "bitbucketpipelines/aws-s3-deploy:1.1.0",
+            # an array variable as Bitbucket passes it, and whole as JSON
+            {"BUCKET": "b", "FLAGS_COUNT": "2", "FLAGS_0": "a", "FLAGS_1": "b", "FLAGS": '["a", "b"]'},
+        ),
         (2, "my/own:2", {}),
     ]
     assert run.script[2:] == ("printf '+ %s\\n' 'echo after'", "echo after")

@@ -343,6 +343,7 @@ def pipe_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     (context / "pipe.sh").write_text(
         '#!/bin/sh\necho "pipe says $GREETING in $(pwd)"\n'
         'echo "pipe sees exit code ${BITBUCKET_EXIT_CODE:-none}"\n'
+        '[ -z "$ITEMS_COUNT" ] || echo "pipe list $ITEMS_COUNT [$ITEMS_0] [$ITEMS_1] $ITEMS"\n'
         "ls\necho from-pipe > pipe-output.txt\n"
         '[ "$FAIL" != yes ] || exit 3\n',
         encoding="utf-8",
@@ -393,6 +394,33 @@ def test_a_pipe_runs_over_the_step_files(tmp_path: Path, pipe_image: str) -> Non
     assert "after 3" in final_saw(reporter, "failing-pipe")
     assert final_saw(reporter, "end") == ["from-pipe"]
     assert labelled_of(result.run_id) == []
+
+
+def test_pipe_variables_name_the_step_variables_and_lists_arrive_as_arrays(
+    tmp_path: Path, pipe_image: str
+) -> None:
+    """`VAR: $OTHER` in a pipe's variables is the step's variable, as in Atlassian's examples; a list
+    arrives as NAME_COUNT and NAME_0.. (and whole, as JSON)."""
+    text = """
+    pipelines:
+      default:
+        - step:
+            name: version
+            script: ['echo "VERSION=2.0" >> $BITBUCKET_PIPELINES_VARIABLES_PATH']
+            output-variables: [VERSION]
+        - step:
+            name: report
+            script:
+              - pipe: atlassian/runner-test-pipe:1.0
+                variables:
+                  GREETING: "$WHO v${VERSION}$UNSET on $BITBUCKET_BUILD_NUMBER"
+                  ITEMS: ["--a", "b c"]
+    """
+    result, reporter = run(project(tmp_path, text), env={"WHO": "team"})
+    assert result.exit_code == 0, result.results
+    saw = reporter.output("report")
+    assert saw[0] == "pipe says team v2.0 on 1 in /opt/atlassian/pipelines/agent/build"
+    assert 'pipe list 2 [--a] [b c] ["--a", "b c"]' in saw
 
 
 def test_a_pipe_in_after_script_runs_as_in_script(tmp_path: Path, pipe_image: str) -> None:

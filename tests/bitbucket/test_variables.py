@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from runner.engine.status import StepStatus
-from runner.engine.variables import SharedVariables, parse
-from tests.bitbucket.test_format import error_of, load
+from runner.engine.variables import SharedVariables, expand, parse
+from tests.bitbucket.test_format import action, error_of, load
 from tests.bitbucket.test_run import final_saw, project, run, statuses
 
 S = StepStatus
@@ -33,6 +33,22 @@ def test_a_parallel_group_shares_when_it_has_ended_and_secrets_stay_masked() -> 
     assert shared.current() == {"V": "1", "L": "from-left", "KEY": "x-hunter2-y"}
     assert shared.masked_values() == ("x-hunter2-y",)
     assert shared.produced("left") == ({"L": "from-left", "KEY": "x-hunter2-y"}, ("KEY",))
+
+
+def test_references_expand_as_a_shell_expands_them() -> None:
+    env = {"A": "1", "B_2": "two"}
+    assert expand("$A-${B_2}-$MISSING-$$-$1-${A}x", env) == "1-two--$$-$1-1x"
+
+
+def test_service_variables_name_the_step_variables(tmp_path: Path) -> None:
+    pipeline = load(
+        tmp_path,
+        "definitions:\n  services:\n    db:\n      image: postgres\n"
+        "      variables: {POSTGRES_USER: $DB_USER, PLAIN: text}\n"
+        "pipelines:\n  default:\n    - step: {script: [echo], services: [db]}\n",
+    )
+    [sidecar] = action(pipeline.steps[0]).sidecars
+    assert sidecar.expand_variables and sidecar.env == {"POSTGRES_USER": "$DB_USER", "PLAIN": "text"}
 
 
 def test_an_output_variable_that_is_not_a_name_is_refused_where_it_is(tmp_path: Path) -> None:

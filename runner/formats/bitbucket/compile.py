@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import InputError
+from runner.expressions import state
 from runner.formats.bitbucket.schema import (
     ArtifactsSpec,
     CacheSpec,
@@ -49,7 +50,7 @@ DEFAULT_IMAGE = "atlassian/default-image:latest"
 DEFAULT_MAX_TIME = 120  # minutes
 HOME = "/root"
 GIB = 1024**3
-SIZE_MEMORY = {"1x": 4 * GIB, "2x": 8 * GIB, "4x": 16 * GIB, "8x": 32 * GIB, "16x": 64 * GIB}
+SIZE_MEMORY = {f"{n}x": 4 * n * GIB for n in (1, 2, 4, 8, 16, 32)}  # 4 GB per 1x, as on Bitbucket
 SERVICE_MEMORY = 1024  # MB, Bitbucket's default
 MAX_SERVICES = 5
 PREDEFINED_CACHES = {
@@ -362,6 +363,7 @@ class Compiler:
             workdir=CLONE_DIR,
             source="copy",
             clone=self._clone_enabled(spec),
+            clone_paths=self._clone_paths(spec),
             download_artifacts=not (
                 isinstance(spec.artifacts, ArtifactsSpec) and not spec.artifacts.download
             ),
@@ -382,6 +384,7 @@ class Compiler:
             allow_failure=bool(spec.on_fail and spec.on_fail.strategy == "ignore"),
             manual=manual or spec.trigger == "manual",
             skip_reason=self._condition(condition, condition_loc),
+            condition_state=self._state(condition, condition_loc),
             fail_fast=bool(spec.fail_fast),
         )
 
@@ -390,6 +393,16 @@ class Compiler:
             self.note((*loc, "oidc"), "oidc is not supported locally: BITBUCKET_STEP_OIDC_TOKEN is not set")
         if spec.runs_on is not None:
             self.note((*loc, "runs-on"), "runs-on is ignored locally: the step runs on this machine's engine")
+        if spec.concurrency_group is not None:
+            self.note(
+                (*loc, "concurrency-group"),
+                "concurrency-group has no effect locally: a run never waits for another one",
+            )
+        if spec.environment is not None:
+            self.note(
+                (*loc, "environment"),
+                "environment: its variables come from --env and --env-file here, and no permission applies",
+            )
 
     def _output_variables(self, names: list[str] | None, loc: Loc) -> tuple[str, ...]:
         for index, name in enumerate(names or []):
@@ -446,8 +459,9 @@ class Compiler:
         pipes: list[tuple[int, PipeCall]] = []
         for item in items:
             if isinstance(item, PipeSpec):
-                env = {key: _pipe_value(value) for key, value in item.variables.items()}
-                pipes.append((len(lines), PipeCall(name=item.pipe, image=pipe_image(item.pipe), env=env)))
+                env = pipe_variables(item.variables)
+                call = PipeCall(name=item.pipe, image=pipe_image(item.pipe), env=env, expand_variables=True)
+                pipes.append((len(lines), call))
                 continue
             lines.append(f"printf '+ %s\\n' {shlex.quote(item)}")
             lines.append(item)
@@ -499,6 +513,15 @@ class Compiler:
             if clone is not None:
                 return clone.enabled
         return True
+
+    def _clone_paths(self, spec: StepSpec) -> tuple[str, ...]:
+        """`clone.sparse-checkout`: only these paths of the tree are copied into the step (the step's own
+        setting wins over the file's)."""
+        for clone in (spec.clone, self.spec.clone):
+            if clone is not None and clone.sparse_checkout is not None:
+                sparse = clone.sparse_checkout
+                return tuple(pattern.strip("/") for pattern in sparse.patterns) if sparse.enabled else ()
+        return ()
 
     def _artifacts(self, artifacts: list[str] | ArtifactsSpec | None, loc: Loc) -> Artifacts | None:
         if artifacts is None:
@@ -581,12 +604,27 @@ class Compiler:
                     image=service.image.name,
                     env=env,
                     memory=(service.memory or SERVICE_MEMORY) * 1024 * 1024,
+                    expand_variables=True,
                 )
             )
         return tuple(sidecars)
 
+    def _state(self, condition: ConditionSpec | None, loc: Loc) -> str | None:
+        """`condition.state`, checked now and evaluated just before the step runs, over its variables."""
+        if condition is None or condition.state is None:
+            return None
+        try:
+            state.parse(condition.state)
+        except state.StateError as exc:
+            raise self.document.error(
+                (*loc, "state"),
+                f"condition.state: {exc.message} at character {exc.column + 1} of {condition.state!r}",
+                'write a comparison such as `DEPLOY == true && glob(BITBUCKET_BRANCH, "release/*")`',
+            ) from None
+        return condition.state
+
     def _condition(self, condition: ConditionSpec | None, loc: Loc) -> str | None:
-        if condition is None:
+        if condition is None or condition.changesets is None:
             return None
         changed = self.checkout.changed
         if changed is None:
@@ -602,11 +640,20 @@ class Compiler:
         return "condition.changesets: no changed file matches"
 
 
-def _pipe_value(value: object) -> str:
-    """Pipes read list and mapping variables as JSON, as Bitbucket passes them."""
-    if isinstance(value, list | dict):
-        return json.dumps(value)
-    return _text(value)
+def pipe_variables(variables: dict[str, object]) -> dict[str, str]:
+    """A pipe's variables as its environment. A list `NAME: [a, b]` reaches it as `NAME_COUNT=2`, `NAME_0=a`,
+    `NAME_1=b`, as Bitbucket passes array variables (and as NAME, JSON, for pipes that read it whole); a
+    mapping as JSON."""
+    env: dict[str, str] = {}
+    for name, value in variables.items():
+        if isinstance(value, list):
+            env[f"{name}_COUNT"] = str(len(value))
+            for index, item in enumerate(value):
+                env[f"{name}_{index}"] = (
+                    _text(item) if not isinstance(item, list | dict) else json.dumps(item)
+                )
+        env[name] = json.dumps(value) if isinstance(value, list | dict) else _text(value)
+    return env
 
 
 def _text(value: object) -> str:

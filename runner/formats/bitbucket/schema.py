@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field, field_validator
 from runner.formats.schema import Spec
 
 Scalar = str | int | float | bool
+Size = Literal["1x", "2x", "4x", "8x", "16x", "32x"]
 
 
 class ImageSpec(Spec):
@@ -62,13 +63,20 @@ class ArtifactsSpec(Spec):
     paths: list[str] = Field(default_factory=list)
 
 
+class SparseCheckoutSpec(Spec):
+    enabled: bool = True
+    cone_mode: bool = Field(default=True, alias="cone-mode")
+    patterns: list[str] = Field(default_factory=list)
+
+
 class ChangesetsSpec(Spec):
     include_paths: list[str] = Field(default_factory=list, alias="includePaths")
     exclude_paths: list[str] = Field(default_factory=list, alias="excludePaths")
 
 
 class ConditionSpec(Spec):
-    changesets: ChangesetsSpec
+    changesets: ChangesetsSpec | None = None
+    state: str | None = None  # an expression over the step's variables, evaluated just before it runs
 
 
 class CloneSpec(Spec):
@@ -78,6 +86,8 @@ class CloneSpec(Spec):
     skip_ssl_verify: bool | None = Field(default=None, alias="skip-ssl-verify")
     strategy: str | None = None
     filter: str | None = None
+    tags: bool | None = None
+    sparse_checkout: SparseCheckoutSpec | None = Field(default=None, alias="sparse-checkout")
 
 
 class OnFailSpec(Spec):
@@ -93,10 +103,12 @@ class StepSpec(Spec):
     caches: list[str] = Field(default_factory=list)
     artifacts: list[str] | ArtifactsSpec | None = None
     max_time: int | None = Field(default=None, alias="max-time", ge=1)
-    size: Literal["1x", "2x", "4x", "8x", "16x"] | None = None
+    size: Size | None = None
     condition: ConditionSpec | None = None
     trigger: Literal["automatic", "manual"] = "automatic"
     deployment: str | None = None
+    environment: str | None = None
+    concurrency_group: str | None = Field(default=None, alias="concurrency-group")
     fail_fast: bool | None = Field(default=None, alias="fail-fast")
     oidc: bool = False
     runs_on: list[str] | str | None = Field(default=None, alias="runs-on")
@@ -119,6 +131,8 @@ class StageSpec(Spec):
     name: str | None = None
     steps: list[dict[str, Any]] = Field(min_length=1)
     deployment: str | None = None
+    environment: str | None = None
+    concurrency_group: str | None = Field(default=None, alias="concurrency-group")
     condition: ConditionSpec | None = None
     trigger: Literal["automatic", "manual"] = "automatic"
 
@@ -133,7 +147,7 @@ class VariableSpec(Spec):
 class OptionsSpec(Spec):
     max_time: int | None = Field(default=None, alias="max-time", ge=1, le=720)
     docker: bool = False
-    size: Literal["1x", "2x", "4x", "8x", "16x"] | None = None
+    size: Size | None = None
     runtime: dict[str, Any] | None = None
 
 
