@@ -47,10 +47,21 @@ class Mount(Frozen):
     read_only: bool = False
 
 
+class NamedArtifact(Frozen):
+    """Files kept under a name; later steps get them only when `shared`, and may ask for them by name."""
+
+    name: str
+    paths: tuple[str, ...]
+    ignore: tuple[str, ...] = ()
+    depth: int | None = None  # only files at most this many directories deep
+    shared: bool = True
+
+
 class Artifacts(Frozen):
     """Files a step leaves for later steps, as globs relative to its working directory."""
 
     paths: tuple[str, ...] = ()
+    named: tuple[NamedArtifact, ...] = ()
 
 
 class Cache(Frozen):
@@ -115,6 +126,7 @@ class ContainerRun(Frozen):
     clone: bool = True
     clone_paths: tuple[str, ...] = ()  # globs: only these paths of the tree are copied (all when empty)
     download_artifacts: bool = True
+    download_names: tuple[str, ...] | None = None  # only these named artifacts (None: every shared one)
     artifacts: Artifacts | None = None
     caches: tuple[Cache, ...] = ()
     sidecars: tuple[Sidecar, ...] = ()

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import shutil
 import tarfile
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from runner.backend.base import Backend
 from runner.globs import matches
+from runner.model import Artifacts
 
 
 class ChunkReader(io.RawIOBase):
@@ -35,50 +38,102 @@ class ChunkReader(io.RawIOBase):
         return size
 
 
+@dataclass(frozen=True)
+class Bundle:
+    """What a step keeps under one name ("" for its unnamed artifacts), and whether later steps get it."""
+
+    name: str
+    globs: tuple[str, ...]
+    ignore: tuple[str, ...] = ()
+    depth: int | None = None
+    shared: bool = True
+
+    @property
+    def folder(self) -> str:
+        # a name is free text ("Test Results"): the folder is a digest of it, the name kept in a file beside
+        return "files" if not self.name else "named-" + hashlib.sha256(self.name.encode()).hexdigest()[:16]
+
+    def wants(self, relative: str) -> bool:
+        if self.depth is not None and relative.count("/") >= self.depth:
+            return False
+        if self.ignore and matches(relative, self.ignore, contents=True):
+            return False
+        return matches(relative, self.globs, contents=True)
+
+
+def bundles(artifacts: Artifacts) -> tuple[Bundle, ...]:
+    found = [Bundle("", artifacts.paths)] if artifacts.paths else []
+    for named in artifacts.named:
+        found.append(Bundle(named.name, named.paths, named.ignore, named.depth, named.shared))
+    return tuple(found)
+
+
+NAME_FILE = ".name"  # in a named bundle's folder: the name, and whether it is shared
+
+
 class ArtifactStore:
-    """The run's artifacts on disk, a folder per step, so a later run can take one step's files. Restored
-    in the order they were collected: a later declaration of the same path replaces the earlier file."""
+    """The run's artifacts on disk, a folder per step and name, so a later run can take one step's files.
+    Restored in the order they were collected: a later declaration of a path replaces the earlier file."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.lock = threading.Lock()
-        self.order: list[str] = []  # step ids, the latest collected last
+        self.order: list[Path] = []  # bundle folders, the latest collected last
 
     def of_step(self, step_id: str) -> Path:
         return self.directory / step_id
 
-    def _collected(self, step_id: str) -> None:
-        if step_id in self.order:
-            self.order.remove(step_id)
-        self.order.append(step_id)
+    def _collected(self, folder: Path) -> None:
+        if folder in self.order:
+            self.order.remove(folder)
+        self.order.append(folder)
 
     def collect(
-        self, backend: Backend, container_id: str, workdir: str, globs: tuple[str, ...], step_id: str
+        self, backend: Backend, container_id: str, workdir: str, wanted: tuple[Bundle, ...], step_id: str
     ) -> tuple[list[str], list[str]]:
-        """Copy the files under `workdir` that match `globs` out of the container: the paths kept, and
-        those refused (links that point outside the directory, special files)."""
+        """Copy the files under `workdir` that each bundle wants out of the container, in one pass: the
+        paths kept, and those refused (links that point outside the directory, special files)."""
         refused: list[str] = []
-        reader = io.BufferedReader(ChunkReader(backend.get_archive(container_id, workdir)))
         collected: list[str] = []
-        target_dir = self.of_step(step_id)
+        reader = io.BufferedReader(ChunkReader(backend.get_archive(container_id, workdir)))
         with self.lock, tarfile.open(fileobj=reader, mode="r|") as stream:
-            target_dir.mkdir(parents=True, exist_ok=True)
-            self._collected(step_id)
+            folders = {bundle: self._prepare(step_id, bundle) for bundle in wanted}
             for member in stream:
                 relative = PurePosixPath(*PurePosixPath(member.name).parts[1:]).as_posix()
-                if relative in ("", ".") or not matches(relative, globs, contents=True) or member.isdir():
+                if relative in ("", ".") or member.isdir():
+                    continue
+                targets = [folders[bundle] for bundle in wanted if bundle.wants(relative)]
+                if not targets:
                     continue
                 member.name = relative
-                target = target_dir / relative
-                if target.is_dir() and not target.is_symlink():
-                    shutil.rmtree(target)
+                first, *others = targets
+                self._clear(first / relative)
                 try:
-                    stream.extract(member, target_dir, filter="data")
+                    stream.extract(member, first, filter="data")  # streamed: an artifact may be large
                 except tarfile.FilterError:
                     refused.append(relative)
                     continue
+                for folder in others:  # the same file under a second name: copied from the first
+                    self._clear(folder / relative)
+                    (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(first / relative, folder / relative, follow_symlinks=False)
                 collected.append(relative)
         return collected, refused
+
+    @staticmethod
+    def _clear(target: Path) -> None:
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+
+    def _prepare(self, step_id: str, bundle: Bundle) -> Path:
+        folder = self.of_step(step_id) / bundle.folder
+        folder.mkdir(parents=True, exist_ok=True)
+        if bundle.name:
+            (self.of_step(step_id) / f"{bundle.folder}{NAME_FILE}").write_text(
+                f"{'shared' if bundle.shared else 'scoped'}\n{bundle.name}", encoding="utf-8"
+            )
+        self._collected(folder)
+        return folder
 
     def adopt(self, step_id: str, source: Path) -> bool:
         """A step's artifacts from an earlier run, as if it had just collected them; False when that run
@@ -90,15 +145,18 @@ class ArtifactStore:
             if target.exists():
                 shutil.rmtree(target)
             shutil.copytree(source, target, symlinks=True)
-            self._collected(step_id)
+            for folder in sorted(path for path in target.iterdir() if path.is_dir()):
+                self._collected(folder)
         return True
 
-    def archive(self, prefix: str) -> bytes | None:
-        """A tar of every artifact under `prefix`, or None when there is none."""
+    def archive(self, prefix: str, names: tuple[str, ...] | None = None) -> bytes | None:
+        """A tar of the artifacts later steps get, under `prefix`: every shared one, or with `names` only
+        the shared named ones with those names; None when there is none."""
         with self.lock:
             files: dict[str, Path] = {}
-            for step_id in self.order:
-                folder = self.of_step(step_id)
+            for folder in self.order:
+                if not self._restored(folder, names):
+                    continue
                 for path in sorted(folder.rglob("*")):
                     if not path.is_dir() or path.is_symlink():
                         files[path.relative_to(folder).as_posix()] = path
@@ -109,6 +167,14 @@ class ArtifactStore:
                 for relative, path in sorted(files.items()):
                     tar.add(path, arcname=f"{prefix.strip('/')}/{relative}", recursive=False)
             return buffer.getvalue()
+
+    @staticmethod
+    def _restored(folder: Path, names: tuple[str, ...] | None) -> bool:
+        label = folder.parent / f"{folder.name}{NAME_FILE}"
+        if not label.is_file():
+            return names is None  # the unnamed ones: not when only some names are asked for
+        kind, _, name = label.read_text(encoding="utf-8").partition("\n")
+        return kind == "shared" and (names is None or name in names)
 
 
 def prune(root: Path, keep: set[str], older_than: float) -> None:

@@ -12,7 +12,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 
 from runner.backend.base import Backend
-from runner.engine.artifacts import ArtifactStore, prune
+from runner.engine.artifacts import ArtifactStore, bundles, prune
 from runner.engine.builtin import BuiltinAction, BuiltinContext, run_builtin
 from runner.engine.container_step import POLL, Outcome, StepContext, run_container, start_sidecars
 from runner.engine.events import Reporter
@@ -618,7 +618,7 @@ class Executor:
         if action.artifacts and outcome.container_id and action.workdir:
             try:
                 _, refused = self.artifacts.collect(
-                    self.backend, outcome.container_id, action.workdir, action.artifacts.paths, step.id
+                    self.backend, outcome.container_id, action.workdir, bundles(action.artifacts), step.id
                 )
                 for path in refused:
                     self.reporter.notice(
@@ -822,7 +822,7 @@ class Executor:
                 container_id, "/", self.source.archive(action.workdir, action.clone_paths)
             )
         if action.source == "copy" and action.download_artifacts and action.workdir:
-            restored = self.artifacts.archive(action.workdir)
+            restored = self.artifacts.archive(action.workdir, action.download_names)
             if restored is not None:
                 self.backend.put_archive(container_id, "/", restored)
 

@@ -161,3 +161,76 @@ def test_sparse_checkout_copies_only_its_paths(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.results
     assert final_saw(reporter, "sparse") == ["./src/a.txt"]
     assert final_saw(reporter, "whole") == ["whole tree"]
+
+
+def test_the_three_shapes_of_artifacts_compile_to_named_and_unnamed_ones(tmp_path: Path) -> None:
+    text = """
+pipelines:
+  default:
+    - step:
+        script: [echo]
+        artifacts:
+          - plain/**
+          - {name: Test Results, type: scoped, paths: [test-results/**]}
+    - step:
+        script: [echo]
+        artifacts:
+          download: [dist]
+          upload:
+            - {name: dist, paths: [dist/**], ignore-paths: [dist/*.map], depth: 2}
+"""
+    first, second = (action(step) for step in load(tmp_path, text.lstrip()).steps)
+    assert first.artifacts is not None and first.artifacts.paths == ("plain/**",)
+    [scoped] = first.artifacts.named
+    assert (scoped.name, scoped.shared, scoped.paths) == ("Test Results", False, ("test-results/**",))
+    assert first.download_names is None and first.download_artifacts
+    assert second.artifacts is not None and second.artifacts.paths == ()
+    [dist] = second.artifacts.named
+    assert (dist.ignore, dist.depth, dist.shared) == (("dist/*.map",), 2, True)
+    assert second.download_names == ("dist",)
+
+
+def test_an_artifact_path_that_leaves_the_clone_is_refused_where_it_is(tmp_path: Path) -> None:
+    text = (
+        "pipelines:\n  default:\n    - step:\n        script: [echo]\n        artifacts:\n"
+        "          upload:\n            - {name: x, paths: [ok/**, ../secret]}\n"
+    )
+    error = error_of(tmp_path, text)
+    assert "artifact path '../secret' leaves the clone directory" in error.message
+    assert str(error.position).endswith(":7:40")
+
+
+@pytest.mark.docker
+def test_named_artifacts_reach_later_steps_when_shared_and_asked_for(tmp_path: Path) -> None:
+    text = """
+    pipelines:
+      default:
+        - step:
+            name: build
+            script:
+              - mkdir -p dist/deep/er reports plain
+              - echo app > dist/app.js
+              - echo map > dist/app.js.map
+              - echo deep > dist/deep/er/x.js
+              - echo report > reports/r.xml
+              - echo plain > plain/p.txt
+            artifacts:
+              - plain/**
+              - {name: dist, paths: [dist/**], ignore-paths: ["dist/*.map"], depth: 2}
+              - {name: reports, type: scoped, paths: [reports/**]}
+        - step:
+            name: only-dist
+            artifacts: {download: [dist]}
+            script: ['find dist plain reports -type f 2>/dev/null | sort']
+        - step:
+            name: everything
+            script: ['find dist plain reports -type f 2>/dev/null | sort']
+    """
+    result, reporter = run(project(tmp_path, text))
+    assert result.exit_code == 0, result.results
+    assert final_saw(reporter, "only-dist") == ["dist/app.js"]
+    assert final_saw(reporter, "everything") == ["dist/app.js", "plain/p.txt"]
+    kept = Path(result.log_dir).parent.parent / "artifacts" / result.run_id / "build"
+    assert sorted(p.name for p in kept.rglob("*.xml")) == [
+        "r.xml"
+    ]  # scoped: kept with the run, not passed on

@@ -14,6 +14,7 @@ from runner.errors import InputError
 from runner.expressions import state
 from runner.formats.bitbucket.schema import (
     ArtifactsSpec,
+    ArtifactUploadSpec,
     CacheSpec,
     ConditionSpec,
     FileSpec,
@@ -36,6 +37,7 @@ from runner.model import (
     ContainerRun,
     Group,
     LoadWarning,
+    NamedArtifact,
     Node,
     PipeCall,
     Pipeline,
@@ -364,9 +366,8 @@ class Compiler:
             source="copy",
             clone=self._clone_enabled(spec),
             clone_paths=self._clone_paths(spec),
-            download_artifacts=not (
-                isinstance(spec.artifacts, ArtifactsSpec) and not spec.artifacts.download
-            ),
+            download_artifacts=self._downloads(spec.artifacts),
+            download_names=self._download_names(spec.artifacts),
             artifacts=self._artifacts(spec.artifacts, (*loc, "artifacts")),
             caches=self._caches(spec.caches, (*loc, "caches")),
             sidecars=self._sidecars(spec.services, (*loc, "services")),
@@ -523,19 +524,62 @@ class Compiler:
                 return tuple(pattern.strip("/") for pattern in sparse.patterns) if sparse.enabled else ()
         return ()
 
-    def _artifacts(self, artifacts: list[str] | ArtifactsSpec | None, loc: Loc) -> Artifacts | None:
+    def _artifacts(
+        self, artifacts: list[str | ArtifactUploadSpec] | ArtifactsSpec | None, loc: Loc
+    ) -> Artifacts | None:
+        """The three shapes Bitbucket takes: a list of globs (and named artifacts), `paths` with
+        `download`, and `upload` with named artifacts."""
         if artifacts is None:
             return None
-        paths = artifacts if isinstance(artifacts, list) else artifacts.paths
-        base = loc if isinstance(artifacts, list) else (*loc, "paths")
-        for index, path in enumerate(paths):
-            if path.startswith("/") or ".." in Path(path).parts:
-                raise self.document.error(
-                    (*base, index),
-                    f"artifact path '{path}' leaves the clone directory",
-                    "write artifact paths relative to the clone directory, without '..'",
+        globs: list[tuple[str, Loc]] = []
+        named: list[NamedArtifact] = []
+        if isinstance(artifacts, list):
+            items: list[tuple[str | ArtifactUploadSpec, Loc]] = [
+                (item, (*loc, index)) for index, item in enumerate(artifacts)
+            ]
+        else:
+            items = [(path, (*loc, "paths", index)) for index, path in enumerate(artifacts.paths)]
+            items += [(upload, (*loc, "upload", index)) for index, upload in enumerate(artifacts.upload)]
+        for item, where in items:
+            if isinstance(item, str):
+                globs.append((item, where))
+                continue
+            for index, path in enumerate([*item.paths, *item.ignore_paths]):
+                key = "paths" if index < len(item.paths) else "ignore-paths"
+                position = index if key == "paths" else index - len(item.paths)
+                self._artifact_path(path, (*where, key, position))
+            named.append(
+                NamedArtifact(
+                    name=item.name,
+                    paths=tuple(item.paths),
+                    ignore=tuple(item.ignore_paths),
+                    depth=item.depth,
+                    shared=item.type == "shared",
                 )
-        return Artifacts(paths=tuple(paths)) if paths else None
+            )
+        for path, where in globs:
+            self._artifact_path(path, where)
+        if not globs and not named:
+            return None
+        return Artifacts(paths=tuple(path for path, _ in globs), named=tuple(named))
+
+    def _artifact_path(self, path: str, loc: Loc) -> None:
+        if path.startswith("/") or ".." in Path(path).parts:
+            raise self.document.error(
+                loc,
+                f"artifact path '{path}' leaves the clone directory",
+                "write artifact paths relative to the clone directory, without '..'",
+            )
+
+    def _downloads(self, artifacts: list[str | ArtifactUploadSpec] | ArtifactsSpec | None) -> bool:
+        return not (isinstance(artifacts, ArtifactsSpec) and artifacts.download is False)
+
+    def _download_names(
+        self, artifacts: list[str | ArtifactUploadSpec] | ArtifactsSpec | None
+    ) -> tuple[str, ...] | None:
+        if isinstance(artifacts, ArtifactsSpec) and isinstance(artifacts.download, list):
+            return tuple(artifacts.download)
+        return None
 
     def _caches(self, names: list[str], loc: Loc) -> tuple[Cache, ...]:
         caches: list[Cache] = []

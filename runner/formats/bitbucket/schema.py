@@ -58,9 +58,21 @@ class PipeSpec(Spec):
     variables: dict[str, Any] = Field(default_factory=dict)
 
 
+class ArtifactUploadSpec(Spec):
+    """A named artifact: `shared` ones reach later steps, `scoped` and `test-reports` ones stay with the
+    step that made them."""
+
+    name: str = Field(min_length=1)
+    type: Literal["shared", "scoped", "test-reports"] = "shared"
+    paths: list[str] = Field(min_length=1)
+    ignore_paths: list[str] = Field(default_factory=list, alias="ignore-paths")
+    depth: int | None = Field(default=None, ge=1)
+
+
 class ArtifactsSpec(Spec):
-    download: bool = True
+    download: bool | list[str] = True  # a list: only the named artifacts with these names
     paths: list[str] = Field(default_factory=list)
+    upload: list[ArtifactUploadSpec] = Field(default_factory=list)
 
 
 class SparseCheckoutSpec(Spec):
@@ -101,7 +113,7 @@ class StepSpec(Spec):
     after_script: list[str | PipeSpec] = Field(default_factory=list, alias="after-script")
     services: list[str] = Field(default_factory=list)
     caches: list[str] = Field(default_factory=list)
-    artifacts: list[str] | ArtifactsSpec | None = None
+    artifacts: list[str | ArtifactUploadSpec] | ArtifactsSpec | None = None
     max_time: int | None = Field(default=None, alias="max-time", ge=1)
     size: Size | None = None
     condition: ConditionSpec | None = None
