@@ -40,6 +40,7 @@ FAILED_STEPS_VARIABLE = "RUNNER_FAILED_STEPS"
 ConfirmManual = Callable[[Step], bool]
 StopCheck = Callable[[], bool]
 STOP_GRACE = 10
+MANUAL = "manual step: the run stopped before it (continue with --resume, or run with --manual)"
 ARTIFACT_DAYS = 14  # as long as Bitbucket keeps them: a later `--step` or re-run may need them
 
 
@@ -108,6 +109,7 @@ class Executor:
         self.network: str | None = None
         self.workspace: tuple[Mount, ...] = ()
         self.seed_lock = threading.Lock()
+        self.confirm_lock = threading.Lock()
         self.seeded = not pipeline.workspace or self.options.bind
         self.source = SourceTree(pipeline.context, pipeline.source_files)
         self.removals = ThreadPoolExecutor(max_workers=4, thread_name_prefix="remove")
@@ -311,30 +313,37 @@ class Executor:
             if stop() or (failed and not keep_going):
                 self._skip(block, nodes[index:])
                 break
-            if (
-                isinstance(node, Step)
-                and node.manual
-                and block is Block.STEPS
-                and node.id not in self.options.carried
-                and not self._confirmed(node)
-            ):
+            if isinstance(node, Step) and self._waits_for_a_click(node, block):
                 self._pause(block, node, nodes[index + 1 :])
                 break
             if isinstance(node, Group):
                 failed = self._run_group(node, block, stop) or failed
+                if self.paused and block is Block.STEPS:  # a manual step of the group nobody started
+                    self._skip(block, nodes[index + 1 :])
+                    break
             else:
                 result = self._run_step(node, block, stop)
                 failed = failed or result.fails_run or result.status is StepStatus.STOPPED
         return failed
 
+    def _waits_for_a_click(self, step: Step, block: Block) -> bool:
+        """A manual step nobody starts: the run pauses before it (a step that ran before a resume is
+        not asked about again)."""
+        return (
+            step.manual
+            and block is Block.STEPS
+            and step.id not in self.options.carried
+            and not self._confirmed(step)
+        )
+
     def _confirmed(self, step: Step) -> bool:
         confirm = self.options.confirm_manual
-        return confirm is not None and confirm(step)
+        with self.confirm_lock:  # parallel manual steps are asked about one at a time
+            return confirm is not None and confirm(step)
 
     def _pause(self, block: Block, step: Step, rest: tuple[Node, ...]) -> None:
         self.paused = True
-        message = "manual step: the run stopped before it (continue with --resume, or run with --manual)"
-        self._record(step, StepResult(step.id, step.name, block, StepStatus.PAUSED, message=message))
+        self._record(step, StepResult(step.id, step.name, block, StepStatus.PAUSED, message=MANUAL))
         self._skip(block, rest)
 
     def _run_group(self, group: Group, block: Block, outer_stop: StopCheck) -> bool:
@@ -377,6 +386,11 @@ class Executor:
         def run_node(node: Node) -> bool:
             if failure.is_set() and not group.start_after_failure:
                 self._skip(block, (node,), "not started: another task of the group failed")
+                return False
+            if isinstance(node, Step) and self._waits_for_a_click(node, block):
+                # as on Bitbucket, the group's other steps run; the run pauses once the group has ended
+                self.paused = True
+                self._record(node, StepResult(node.id, node.name, block, StepStatus.PAUSED, message=MANUAL))
                 return False
             if isinstance(node, Group):
                 return self._run_group(node, block, should_stop)

@@ -17,10 +17,12 @@ from typing import Any
 import pytest
 
 from runner.backend.base import ContainerSpec, ExecResult
+from runner.engine import reuse
 from runner.engine.executor import Executor, RunOptions
 from runner.engine.interrupts import HARD_EXIT_AFTER, Interrupts
+from runner.engine.selection import triggered
 from runner.engine.status import Block, RunResult, StepResult, StepStatus
-from runner.errors import ImageUnavailable, ResourceGone, RunnerError
+from runner.errors import ImageUnavailable, InputError, ResourceGone, RunnerError
 from runner.formats import load_pipeline
 from runner.model import (
     ContainerRun,
@@ -750,3 +752,64 @@ def test_the_fake_images_archives_and_builds(backend: MemoryBackend) -> None:
     with pytest.raises(ResourceGone):
         list(backend.get_archive(container, "/elsewhere"))
     assert backend.info().product == "Memory"
+
+
+# manual steps in a parallel group, and a resume of the run they paused
+
+
+def test_a_manual_step_in_a_parallel_group_pauses_the_run_after_the_group(
+    tmp_path: Path, backend: MemoryBackend, ledger: Ledger
+) -> None:
+    steps = (
+        parallel("group", sh("auto", "echo auto"), sh("gate", "echo gate", manual=True)),
+        sh("after", "echo after"),
+    )
+    pipe = pipeline(tmp_path, steps, finally_=(sh("last", "echo last"),))
+    first = execute(pipe, backend, ledger)
+    assert statuses(first.result) == {
+        "auto": S.SUCCESS,
+        "gate": S.PAUSED,
+        "after": S.SKIPPED,
+        "last": S.SUCCESS,
+    }
+    assert first.result.status == "paused" and first.result.exit_code == 0
+
+    parent = ledger.run(first.result.run_id)
+    assert parent is not None and reuse.resumable(parent) == "resume"
+    continuation = reuse.resume(ledger, pipe, parent)
+    assert set(continuation.carried) == {"auto"} and continuation.triggered == ("gate",)
+    second = execute(
+        triggered(pipe, continuation.triggered),
+        backend,
+        ledger,
+        carried=continuation.carried,
+        parent=parent.run_id,
+    )
+    assert second.reporter.order == ["gate", "after", "last"]
+    assert statuses(second.result) == {
+        "auto": S.SUCCESS,
+        "gate": S.SUCCESS,
+        "after": S.SUCCESS,
+        "last": S.SUCCESS,
+    }
+    assert second.get("auto").carried_from == first.result.run_id
+    assert [r.run_id for r in ledger.continued_by(parent.run_id)] == [second.result.run_id]
+    assert backend.leftovers() == []
+
+
+def test_a_rerun_runs_only_what_did_not_pass_and_a_passed_run_has_nothing_to_rerun(
+    tmp_path: Path, backend: MemoryBackend, ledger: Ledger
+) -> None:
+    pipe = pipeline(tmp_path, (sh("one", "echo one"), sh("two", "exit 1"), sh("three", "echo three")))
+    first = execute(pipe, backend, ledger)
+    parent = ledger.run(first.result.run_id)
+    assert parent is not None and reuse.resumable(parent) == "rerun-failed"
+    continuation = reuse.rerun_failed(ledger, pipe, parent)
+    assert set(continuation.carried) == {"one"}
+    fixed = pipeline(tmp_path, (sh("one", "echo one"), sh("two", "echo two"), sh("three", "echo three")))
+    second = execute(fixed, backend, ledger, carried=continuation.carried)
+    assert second.reporter.order == ["two", "three"] and second.result.exit_code == 0
+    done = ledger.run(second.result.run_id)
+    assert done is not None and reuse.resumable(done) is None
+    with pytest.raises(InputError, match="nothing to run again"):
+        reuse.rerun_failed(ledger, fixed, done)
