@@ -213,11 +213,12 @@ Action = Annotated[
 
 
 class Retry(Frozen):
-    max_attempts: int  # all attempts, the first included
+    max_attempts: int | None = None  # all attempts, the first included; None: until max_duration
     interval: float = 1.0
     factor: float = 1.0  # the interval grows by this factor after each attempt
     max_interval: float | None = None
     max_duration: float | None = None
+    warning_on_retry: bool = False  # a success after a failed attempt ends WARNING
 
 
 class Step(Frozen):
@@ -228,7 +229,9 @@ class Step(Frozen):
     type_name: str = ""  # how the pipeline file names this kind of step, for expressions (`task.type`)
     timeout: float | None = None
     allow_failure: bool = False
-    failure_is_success: bool = False  # with allow_failure: an allowed failure counts as a success
+    # what an allowed failure ends as: FAILED (shown, the run goes on), or WARNING as Kestra has it
+    allowed_failure_state: Literal["FAILED", "WARNING"] = "FAILED"
+    allow_warning: bool = False  # a WARNING counts as a SUCCESS
     run_if: str | None = None  # an expression; a falsy result skips the step
     # a boolean in Bitbucket's expression language (runner.expressions.state) over the step's variables,
     # shared ones included, evaluated just before it runs; false skips the step
@@ -254,7 +257,9 @@ class Group(Frozen):
     start_after_failure: bool = True  # False: after a failure, nodes not yet started never start
     errors: tuple[Node, ...] = ()
     finally_: tuple[Node, ...] = ()
-    allow_failure: bool = False
+    allow_failure: bool = False  # the group's failure ends it WARNING, and the run goes on
+    reported: bool = False  # the group has a state of its own, shown above its steps (Kestra's flowables)
+    allow_warning: bool = False  # a WARNING of the group counts as a SUCCESS
 
     def leaves(self) -> tuple[Step, ...]:
         return tuple(leaf for node in (*self.steps, *self.errors, *self.finally_) for leaf in _leaves(node))

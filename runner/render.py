@@ -17,7 +17,7 @@ from rich.text import Text
 from runner.durations import format_duration
 from runner.engine.status import Block, RunResult, StepResult, StepStatus
 from runner.errors import InputError, RunnerError
-from runner.model import ContainerRun, LoadWarning, Pipeline, Step
+from runner.model import ContainerRun, Group, LoadWarning, Pipeline, Step
 
 STYLES = {
     StepStatus.SUCCESS: ("✓", "green"),
@@ -26,6 +26,7 @@ STYLES = {
     StepStatus.STOPPED: ("■", "yellow"),
     StepStatus.SKIPPED: ("-", "dim"),
     StepStatus.PAUSED: ("‖", "yellow"),
+    StepStatus.WARNING: ("!", "yellow"),
 }
 PREFIX_STYLES = ("cyan", "magenta", "blue", "yellow", "green")
 
@@ -90,14 +91,14 @@ class ConsoleReporter:
         prefix = Text(f"{step.name[: self.width]:<{self.width}} │ ", style=self.colors.get(step.id, "cyan"))
         self.console.print(prefix + Text(line), soft_wrap=True)
 
-    def step_finished(self, step: Step, result: StepResult) -> None:
+    def step_finished(self, step: Step | Group, result: StepResult) -> None:
         with self.lock:
             self.running.steps.pop(step.id, None)
         if self.quiet and not result.fails_run:
             return
         mark, style = STYLES[result.status]
         status = result.status.value + (" (allowed)" if result.allowed_failure else "")
-        quiet_duration = result.status is StepStatus.SKIPPED or result.carried_from
+        quiet_duration = result.status is StepStatus.SKIPPED or result.carried_from or result.group
         duration = "" if quiet_duration else f" {format_duration(result.duration)}"
         line = f"[{style}]{mark} {escape(step.name)} {status}[/{style}][dim]{duration}[/dim]"
         if result.message:
@@ -132,6 +133,7 @@ class ConsoleReporter:
             "success": "[green]succeeded[/green]",
             "failed": "[red]failed[/red]",
             "interrupted": "[yellow]was interrupted[/yellow]",
+            "warning": "[yellow]succeeded with warnings[/yellow]",
             "paused": "[yellow]stopped at a manual step[/yellow] (continue it with "
             f"`runner run --resume {result.run_id}`)",
         }[result.status]
@@ -150,7 +152,7 @@ def summary_table(result: RunResult) -> Table:
         if step.carried_from:
             status += f" (run {step.carried_from})"
         table.add_row(
-            escape(step.name),
+            "  " * step.depth + escape(step.name),
             step.block.value,
             f"[{style}]{escape(status)}[/{style}]",
             "" if step.exit_code is None else str(step.exit_code),

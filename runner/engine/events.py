@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from runner.engine.status import Block, RunResult, StepResult
-from runner.model import Pipeline, Step
+from runner.model import Group, Pipeline, Step
 
 
 class Reporter(Protocol):
@@ -17,7 +17,7 @@ class Reporter(Protocol):
         """A line of a step's output; detached steps (services) report theirs too."""
         ...
 
-    def step_finished(self, step: Step, result: StepResult) -> None: ...
+    def step_finished(self, step: Step | Group, result: StepResult) -> None: ...
 
     def notice(self, text: str, *, warning: bool = False) -> None: ...
 
@@ -36,7 +36,7 @@ class SilentReporter:
     def log(self, step: Step, line: str) -> None:
         pass
 
-    def step_finished(self, step: Step, result: StepResult) -> None:
+    def step_finished(self, step: Step | Group, result: StepResult) -> None:
         pass
 
     def notice(self, text: str, *, warning: bool = False) -> None:

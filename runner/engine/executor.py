@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import secrets
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -25,7 +26,18 @@ from runner.engine.variables import SHARED_FILE, SharedVariables, expand, parse,
 from runner.engine.workspace import SourceTree
 from runner.errors import ImageUnavailable, InputError, ResourceGone, RunnerError
 from runner.expressions import state
-from runner.model import WORKSPACE, ContainerRun, Group, Mount, Node, PipeCall, Pipeline, Step, StopAction
+from runner.model import (
+    WORKSPACE,
+    ContainerRun,
+    Group,
+    LogAction,
+    Mount,
+    Node,
+    PipeCall,
+    Pipeline,
+    Step,
+    StopAction,
+)
 from runner.teardown.labels import PREFIX, Owner
 from runner.teardown.leaks import LeakFilter, find_leaks, reconcile, remove_runs
 from runner.teardown.lease import GuardedLease
@@ -61,6 +73,20 @@ class RunOptions:
     build_number: int = 0
 
 
+def final_status(step: Step, status: StepStatus, attempts: int) -> tuple[StepStatus, bool]:
+    """A step's status after its attempts, as Kestra's worker decides it, and whether it is an allowed
+    failure: a success after a failed attempt is a WARNING with warningOnRetry; an allowed failure ends
+    as the step says (FAILED and shown, or WARNING); with allowWarning a WARNING is a SUCCESS."""
+    if status is StepStatus.SUCCESS and attempts > 1 and step.retry and step.retry.warning_on_retry:
+        status = StepStatus.WARNING
+    allowed = step.allow_failure and status.is_failure
+    if allowed and step.allowed_failure_state == "WARNING":
+        status, allowed = StepStatus.WARNING, False
+    if status is StepStatus.WARNING and step.allow_warning:
+        status = StepStatus.SUCCESS
+    return status, allowed
+
+
 def script_segments(
     script: tuple[str, ...], pipes: tuple[tuple[int, PipeCall], ...]
 ) -> list[tuple[tuple[str, ...], PipeCall | None]]:
@@ -79,6 +105,23 @@ def script_segments(
 
 def _nothing(container_id: str) -> None:
     """A container that needs no files put into it before it starts."""
+
+
+def depths(pipeline: Pipeline) -> dict[str, int]:
+    """How many reported groups hold each node: the summary indents a step or group that much."""
+    found: dict[str, int] = {}
+
+    def walk(nodes: tuple[Node, ...], depth: int) -> None:
+        for node in nodes:
+            found[node.id] = depth
+            if isinstance(node, Group):
+                inner = depth + 1 if node.reported else depth
+                for children in (node.steps, node.errors, node.finally_):
+                    walk(children, inner)
+
+    for nodes in (pipeline.services, pipeline.steps, pipeline.errors, pipeline.finally_, pipeline.after):
+        walk(nodes, 0)
+    return found
 
 
 def new_run_id() -> str:
@@ -122,6 +165,7 @@ class Executor:
         self.guard = "none (this run is not guarded)"
         self.templates = RunTemplates(pipeline.templating, self.run_id) if pipeline.templating else None
         self.shared = SharedVariables(self.options.secrets)
+        self.depths = depths(pipeline)
 
     # the run
 
@@ -347,7 +391,51 @@ class Executor:
         self._skip(block, rest)
 
     def _run_group(self, group: Group, block: Block, outer_stop: StopCheck) -> bool:
-        """The group's nodes, then its own `errors` when one failed, then its own `finally`."""
+        """The group's nodes, then its own `errors` when one failed, then its own `finally`; True when
+        the group failed (an allowed failure of the group does not count)."""
+        first = len(self.results)
+        failed = self._run_group_nodes(group, block, outer_stop)
+        if not group.reported:
+            return failed and not group.allow_failure
+        status = self._group_state(group, failed)
+        if failed and group.allow_failure:
+            # the group ends WARNING (or SUCCESS): the failures inside it no longer decide the run
+            for result in self.results[first:]:
+                if result.status.is_failure:
+                    result.allowed_failure = True
+        result = StepResult(group.id, group.name, block, status, group=True)
+        result.depth = self.depths.get(group.id, 0)
+        self.results.insert(first, result)
+        if self.templates is not None:
+            self.templates.record(group.id, status.value, {})
+        self.ledger.step_result(self.run_id, group.id, group.name, status.value, None, 0.0, "")
+        self.reporter.step_finished(group, result)
+        return status.is_failure
+
+    def _group_state(self, group: Group, failed: bool) -> StepStatus:
+        """As Kestra decides a flowable's state from its children: stopped, else failed, else warning,
+        else paused, else success; then the group's own allowFailure and allowWarning."""
+        latest = {result.step_id: result.status for result in self.results}
+        children = [latest[node.id] for node in group.steps if node.id in latest]
+        status = StepStatus.SUCCESS
+        if not self.interrupts.interrupted:
+            # a sibling stopped because another one failed (failFast): the group failed, it was not killed
+            children = [StepStatus.FAILED if child is StepStatus.STOPPED else child for child in children]
+        for candidate in (StepStatus.STOPPED, StepStatus.FAILED, StepStatus.WARNING, StepStatus.PAUSED):
+            if candidate in children or (candidate is StepStatus.FAILED and StepStatus.TIMED_OUT in children):
+                status = candidate
+                break
+        if status is StepStatus.FAILED and not failed:
+            status = StepStatus.WARNING  # every failure inside was an allowed one
+        if children and all(child is StepStatus.SKIPPED for child in children):
+            status = StepStatus.SKIPPED
+        if status.is_failure and group.allow_failure:
+            status = StepStatus.WARNING
+        if status is StepStatus.WARNING and group.allow_warning:
+            status = StepStatus.SUCCESS
+        return status
+
+    def _run_group_nodes(self, group: Group, block: Block, outer_stop: StopCheck) -> bool:
         if group.parallel:
             failed = self._run_parallel(group, block, outer_stop)
         else:
@@ -360,7 +448,7 @@ class Executor:
             self._run_block(Block.ERRORS, group.errors)
         if group.finally_:
             self._run_block(Block.FINALLY, group.finally_)
-        return failed and not group.allow_failure
+        return failed
 
     def _run_sequence(self, nodes: tuple[Node, ...], block: Block, should_stop: StopCheck) -> bool:
         """Nested nodes in order, stopping at the first failure (manual pauses apply at the top only)."""
@@ -419,8 +507,15 @@ class Executor:
 
     def _skip(self, block: Block, nodes: tuple[Node, ...], message: str = "") -> None:
         for node in nodes:
-            for step in node.leaves() if isinstance(node, Group) else (node,):
-                self._record(step, StepResult(step.id, step.name, block, StepStatus.SKIPPED, message=message))
+            if isinstance(node, Group):
+                if node.reported:
+                    skipped = StepResult(
+                        node.id, node.name, block, StepStatus.SKIPPED, message=message, group=True
+                    )
+                    self._record(node, skipped)
+                self._skip(block, (*node.steps, *node.errors, *node.finally_), message)
+            else:
+                self._record(node, StepResult(node.id, node.name, block, StepStatus.SKIPPED, message=message))
 
     def _run_step(self, step: Step, block: Block, should_stop: StopCheck) -> StepResult:
         carried = self.options.carried.get(step.id) if block is Block.STEPS else None
@@ -437,9 +532,8 @@ class Executor:
             return result
         self.reporter.step_started(step, block)
         started = time.monotonic()
-        outcome = self._attempts(step, block, should_stop)
-        allowed = step.allow_failure and outcome.status.is_failure
-        status = StepStatus.SUCCESS if allowed and step.failure_is_success else outcome.status
+        outcome, attempts = self._attempts(step, block, should_stop)
+        status, allowed = final_status(step, outcome.status, attempts)
         result = StepResult(
             step.id,
             step.name,
@@ -448,7 +542,7 @@ class Executor:
             outcome.exit_code,
             time.monotonic() - started,
             self._mask(outcome.message),
-            allowed_failure=allowed and not step.failure_is_success,
+            allowed_failure=allowed,
             outputs=self._outputs(step, outcome),
         )
         self._record(step, result)
@@ -502,12 +596,14 @@ class Executor:
             return f"runIf could not be evaluated: {exc.message}"
         return None if self.templates.truthy(shown) else f"runIf is {shown!r}"
 
-    def _attempts(self, step: Step, block: Block, should_stop: StopCheck) -> Outcome:
+    def _attempts(self, step: Step, block: Block, should_stop: StopCheck) -> tuple[Outcome, int]:
+        """The step's last outcome, and how many attempts it took."""
         retry = step.retry
-        attempts = retry.max_attempts if retry else 1
+        attempts = (retry.max_attempts or sys.maxsize) if retry else 1
         interval = retry.interval if retry else 0.0
         deadline = time.monotonic() + retry.max_duration if retry and retry.max_duration else None
         outcome = Outcome(StepStatus.FAILED)
+        attempt = 0
         for attempt in range(1, attempts + 1):
             try:
                 outcome = self._act(step, block, should_stop, attempt)
@@ -524,7 +620,7 @@ class Executor:
             time.sleep(interval)
             if retry is not None:
                 interval = min(interval * retry.factor, retry.max_interval or float("inf"))
-        return outcome
+        return outcome, attempt
 
     def _outputs(self, step: Step, outcome: Outcome) -> dict[str, object]:
         outputs = dict(outcome.outputs)
@@ -541,10 +637,11 @@ class Executor:
                 target[leaf] = outputs[source]
         return outputs
 
-    def _record(self, step: Step, result: StepResult) -> None:
+    def _record(self, step: Step | Group, result: StepResult) -> None:
+        result.depth = self.depths.get(step.id, 0)
         self.results.append(result)
         if self.templates is not None:
-            self.templates.record(step.id, result.status.value, result.outputs)
+            self.templates.record(step.id, result.status.value, result.outputs, result.message)
         variables, masked = self.shared.produced(step.id)
         self.ledger.step_result(
             self.run_id,
@@ -585,6 +682,8 @@ class Executor:
 
         def log(line: str) -> None:
             line = self._mask(line)
+            if templates is not None and isinstance(action, LogAction) and action.level == "ERROR":
+                templates.error_log(step.id, line.removeprefix("ERROR "))
             with open(self.log_dir / f"{step.id}.log", "a", encoding="utf-8") as file:
                 file.write(line + "\n")
             self.reporter.log(step, line)
@@ -787,6 +886,8 @@ class Executor:
             return "stopped"
         if failed:
             return "failed"
+        if any(r.status is StepStatus.WARNING for r in self.results):
+            return "warning"
         return "paused" if self.paused else "success"
 
     def _mask(self, line: str) -> str:

@@ -13,6 +13,7 @@ class StepStatus(StrEnum):
     TIMED_OUT = "TIMED_OUT"
     STOPPED = "STOPPED"
     PAUSED = "PAUSED"  # a manual step nobody started: the run stopped before it
+    WARNING = "WARNING"  # ended, with an allowed failure or after a failed attempt: the run goes on
 
     @property
     def is_failure(self) -> bool:
@@ -39,10 +40,12 @@ class StepResult:
     allowed_failure: bool = False
     outputs: dict[str, object] = field(default_factory=dict)
     carried_from: str = ""  # not run again: the result of this earlier run
+    depth: int = 0  # how many reported groups hold it: the summary indents it that much
+    group: bool = False  # a group's own state: its steps decide the run, it does not
 
     @property
     def fails_run(self) -> bool:
-        return self.status.is_failure and not self.allowed_failure
+        return self.status.is_failure and not self.allowed_failure and not self.group
 
 
 @dataclass
@@ -79,6 +82,14 @@ class RunResult:
         return [r for r in self.results if r.fails_run and deciding is not None and r.block not in deciding]
 
     @property
+    def warned(self) -> bool:
+        """A step or group ended WARNING (an allowed failure, a success after a retry): exit 0."""
+        deciding = self.deciding_blocks
+        return any(
+            r.status is StepStatus.WARNING for r in self.results if deciding is None or r.block in deciding
+        )
+
+    @property
     def exit_code(self) -> int:
         if self.interrupted:
             return 130
@@ -90,4 +101,6 @@ class RunResult:
             return "interrupted"
         if self.failed:
             return "failed"
+        if self.warned:
+            return "warning"
         return "paused" if self.paused else "success"

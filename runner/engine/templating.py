@@ -14,6 +14,10 @@ from runner.model import Action, ContainerRun, Step, StopAction, Templating
 STATIC_FIELDS = frozenset({"kind", "ports", "mounts", "ready", "caches", "sidecars", "artifacts", "pipes"})
 
 
+ERROR_LOGS = 25  # as many as Kestra's errorLogs() returns
+ERROR_LOGS_NAME = "errorLogs()"  # not a name a template can write: only the function reads it
+
+
 class TemplateError(RunnerError):
     """An expression could not be rendered: the step fails with this message."""
 
@@ -26,19 +30,42 @@ class RunTemplates:
         self.outputs: dict[str, dict[str, Any]] = {}
         self.states: dict[str, dict[str, str]] = {}
         self.state = "RUNNING"
+        self.errors: list[dict[str, Any]] = []  # what errorLogs() returns: the run's ERROR log entries
         self.lock = threading.Lock()
 
-    def record(self, step_id: str, status: str, outputs: dict[str, Any]) -> None:
+    def record(self, step_id: str, status: str, outputs: dict[str, Any], message: str = "") -> None:
         with self.lock:
             self.outputs[step_id] = outputs
             self.states[step_id] = {"state": status}
+        if status in ("FAILED", "TIMED_OUT") and message:
+            self.error_log(step_id, message)
+
+    def error_log(self, step_id: str, message: str) -> None:
+        """An ERROR entry, as Kestra's log service keeps it (the first 25 are returned)."""
+        flow = self.templating.names.get("flow", {})
+        with self.lock:
+            self.errors.append(
+                {
+                    "namespace": flow.get("namespace"),
+                    "flowId": flow.get("id"),
+                    "taskId": step_id,
+                    "executionId": self.run_id,
+                    "taskRunId": f"{self.run_id}-{step_id}",
+                    "attemptNumber": 0,
+                    "timestamp": datetime.now(UTC),
+                    "level": "ERROR",
+                    "message": message,
+                }
+            )
 
     def names(self, step: Step, attempt: int = 1) -> dict[str, Any]:
         with self.lock:
             outputs = dict(self.outputs)
             states = dict(self.states)
+            errors = list(self.errors[:ERROR_LOGS])
         return {
             **self.templating.names,
+            ERROR_LOGS_NAME: errors,
             "outputs": outputs,
             "tasks": states,
             "execution": {
@@ -50,7 +77,8 @@ class RunTemplates:
             "taskrun": {
                 "id": f"{self.run_id}-{step.id}",
                 "startDate": datetime.now(UTC),
-                "attemptsCount": attempt,
+                # the attempts before this one, as Kestra counts them (0 on the first attempt)
+                "attemptsCount": attempt - 1,
             },
             "task": {"id": step.id, "type": step.type_name},
         }

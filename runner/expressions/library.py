@@ -427,6 +427,14 @@ def _render(env: Env, args: Args) -> Any:
     return walk(args["toRender"])
 
 
+@_function("errorLogs", params=())
+def _error_logs(env: Env, args: Args) -> Any:
+    """Kestra's list of the execution's ERROR log entries (each a map with taskId, message, timestamp,
+    level, …), the oldest first; empty when nothing failed. The run puts them under a key no template
+    can name."""
+    return list(env.root.get("errorLogs()", []))
+
+
 @_function("now", params=DATE_PARAMS)
 def _now(env: Env, args: Args) -> Any:
     """Kestra returns the formatted text; with no arguments the date itself is returned, which prints the

@@ -8,7 +8,7 @@ from runner.engine.executor import Executor, RunOptions
 from runner.engine.status import Block, RunResult, StepResult, StepStatus
 from runner.formats import load_pipeline
 from runner.formats.options import LoadOptions
-from runner.model import Pipeline, Step
+from runner.model import Group, Pipeline, Step
 from runner.teardown.ledger import Ledger
 from tests.conftest import IMAGE_MAP
 
@@ -28,7 +28,7 @@ class RecordingReporter:
     def log(self, step: Step, line: str) -> None:
         self.lines.append((step.id, line))
 
-    def step_finished(self, step: Step, result: StepResult) -> None:
+    def step_finished(self, step: Step | Group, result: StepResult) -> None:
         pass
 
     def notice(self, text: str, *, warning: bool = False) -> None:

@@ -590,15 +590,16 @@ def test_a_retried_step_runs_a_container_per_attempt_until_one_passes(
     steps = (
         sh(
             "flaky",
+            # Kestra's attemptsCount: the attempts before this one (0 on the first), RunVariables.java
             "echo attempt {{ taskrun.attemptsCount }}",
-            "exit {{ 3 - taskrun.attemptsCount }}",
+            "exit {{ 2 - taskrun.attemptsCount }}",
             retry=retry,
         ),
         sh("broken", "exit 5", retry=Retry(max_attempts=2, interval=0)),
     )
     run = execute(pipeline(tmp_path, steps, templating=Templating()), backend, ledger)
     assert statuses(run.result) == {"flaky": S.SUCCESS, "broken": S.FAILED}
-    assert run.reporter.output("flaky") == ["attempt 1", "attempt 2", "attempt 3"]
+    assert run.reporter.output("flaky") == ["attempt 0", "attempt 1", "attempt 2"]
     assert len(backend.created_for("flaky")) == 3
     assert len(backend.created_for("broken")) == 2
     assert run.get("broken").exit_code == 5

@@ -192,10 +192,11 @@ def test_old_type_names_and_common_properties(tmp_path: Path) -> None:
     )
     log = step(pipeline.steps[0])
     assert log.action == LogAction(messages=("one", "two"), level="WARN")
-    assert (log.timeout, log.run_if, log.allow_failure, log.failure_is_success) == (
+    assert (log.timeout, log.run_if, log.allow_failure, log.allowed_failure_state, log.allow_warning) == (
         90.0,
         "{{ inputs.go }}",
         True,
+        "WARNING",
         True,
     )
     assert log.retry is not None and (log.retry.max_attempts, log.retry.factor, log.retry.max_interval) == (

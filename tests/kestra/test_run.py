@@ -200,6 +200,7 @@ def test_sequential_with_local_errors_and_finally_still_fails_the_flow(tmp_path:
     result, _ = run(flow(tmp_path, text))
     assert result.exit_code == 1
     assert statuses(result) == {
+        "seq": S.FAILED,  # the flowable's own state: its errors ran, it still failed (FinallyTest)
         "one": S.SUCCESS,
         "ko": S.FAILED,
         "skipped": S.SKIPPED,
@@ -220,18 +221,23 @@ def test_parallel_tasks_run_together(tmp_path: Path) -> None:
     )
     result, _ = run(flow(tmp_path, text.replace("\n          - ", "\n      - ")))
     assert result.exit_code == 0
-    assert len(result.results) == 4 and max(r.duration for r in result.results) < 2.5
-    assert sum(r.duration for r in result.results) > 3.5
+    tasks = [r for r in result.results if not r.group]
+    assert len(tasks) == 4 and max(r.duration for r in tasks) < 2.5
+    assert sum(r.duration for r in tasks) > 3.5
+    assert [(r.step_id, r.status) for r in result.results if r.group] == [("par", S.SUCCESS)]
 
 
 def test_retry_and_allow_failure(tmp_path: Path) -> None:
+    """Kestra: attemptsCount is the number of earlier attempts (0 first, RunVariables.java); maxAttempt
+    counts every attempt; an allowFailure task that fails ends WARNING and so does the execution, exit 0
+    (Worker.java: `allowFailure && failed -> WARNING`)."""
     text = """
     id: a
     namespace: n
     tasks:
       - id: flaky
         type: io.kestra.plugin.core.execution.Fail
-        condition: "{{ taskrun.attemptsCount < 3 }}"
+        condition: "{{ taskrun.attemptsCount < 2 }}"
         retry: {type: constant, maxAttempts: 3, interval: PT0.1S}
       - id: tolerated
         type: io.kestra.plugin.core.execution.Fail
@@ -239,9 +245,8 @@ def test_retry_and_allow_failure(tmp_path: Path) -> None:
       - {id: last, type: io.kestra.plugin.core.log.Log, message: reached}
     """
     result, reporter = run(flow(tmp_path, text))
-    assert result.exit_code == 0
-    assert statuses(result) == {"flaky": S.SUCCESS, "tolerated": S.FAILED, "last": S.SUCCESS}
-    assert result.results[1].allowed_failure
+    assert result.exit_code == 0 and result.status == "warning"
+    assert statuses(result) == {"flaky": S.SUCCESS, "tolerated": S.WARNING, "last": S.SUCCESS}
     assert len([n for n in reporter.notices if n.startswith("flaky: attempt")]) == 2
 
 

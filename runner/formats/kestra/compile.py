@@ -50,7 +50,6 @@ IGNORED_FLOW_KEYS = (
     "pluginDefaults",
     "concurrency",
     "outputs",
-    "retry",
     "sla",
     "checks",
     "listeners",
@@ -76,7 +75,7 @@ class FlowSpec(Spec):
     plugin_defaults: Any = Field(default=None, alias="pluginDefaults")
     concurrency: Any = None
     outputs: Any = None
-    retry: Any = None
+    retry: t.RetrySpec | None = None
     sla: Any = None
     checks: Any = None
     listeners: Any = None
@@ -126,14 +125,16 @@ class Compiler:
             "inputs": inputs,
             "labels": self._labels(flow.labels),
         }
+        # a flow-level retry applies to every runnable task without a retry of its own or of a parent
+        retry = self._retry(flow.retry, ("retry",))
         return Pipeline(
             name=f"{flow.namespace}.{flow.id}",
             source=self.path,
             context=self.path.parent,
-            steps=self._tasks(flow.tasks, ("tasks",)),
-            errors=self._tasks(flow.errors, ("errors",)),
-            finally_=self._tasks(flow.finally_, ("finally",)),
-            after=self._tasks(flow.after_execution, ("afterExecution",)),
+            steps=self._tasks(flow.tasks, ("tasks",), retry),
+            errors=self._tasks(flow.errors, ("errors",), retry),
+            finally_=self._tasks(flow.finally_, ("finally",), retry),
+            after=self._tasks(flow.after_execution, ("afterExecution",), retry),
             workspace=False,
             cleanup_failures_fail_run=False,
             templating=Templating(names=names),
@@ -175,7 +176,8 @@ class Compiler:
         )
         result = {str(key): value for key, value in pairs}
         for key in result:
-            if key.startswith("system."):
+            # the one system label a flow may carry: it marks the flow read-only in Kestra's editor
+            if key.startswith("system.") and key != "system.readOnly":
                 raise self.document.error(
                     ("labels",), "System labels can only be set by Kestra itself", f"rename the label '{key}'"
                 )
@@ -183,11 +185,12 @@ class Compiler:
 
     # tasks
 
-    def _tasks(self, raw: list[dict[str, Any]], loc: Loc) -> tuple[Node, ...]:
-        nodes = [self._task(item, (*loc, index)) for index, item in enumerate(raw)]
+    def _tasks(self, raw: list[dict[str, Any]], loc: Loc, retry: Retry | None = None) -> tuple[Node, ...]:
+        """`retry` is the nearest one above: a parent flowable's, else the flow's."""
+        nodes = [self._task(item, (*loc, index), retry) for index, item in enumerate(raw)]
         return tuple(node for node in nodes if node is not None)
 
-    def _task(self, raw: Any, loc: Loc) -> Node | None:
+    def _task(self, raw: Any, loc: Loc, inherited: Retry | None = None) -> Node | None:
         if not isinstance(raw, dict):
             raise self.document.error(loc, "a task is a mapping with `id` and `type`", None)
         kind = self._type(raw, loc)
@@ -196,8 +199,9 @@ class Compiler:
         self._register(spec.id, loc)
         if spec.disabled:
             return None
+        retry = self._retry(spec.retry, (*loc, "retry")) or inherited
         if isinstance(spec, t.FlowableSpec):
-            return self._flowable(spec, loc)
+            return self._flowable(spec, loc, retry)
         return Step(
             id=spec.id,
             name=spec.id,
@@ -205,9 +209,10 @@ class Compiler:
             type_name=kind,
             timeout=self._duration(spec.timeout, (*loc, "timeout")),
             allow_failure=spec.allow_failure,
-            failure_is_success=spec.allow_failure and spec.allow_warning,
+            allowed_failure_state="WARNING",
+            allow_warning=spec.allow_warning,
             run_if=spec.run_if,
-            retry=self._retry(spec.retry, (*loc, "retry")),
+            retry=retry,
             output_aliases=CONTAINER_ID_OUTPUT if kind in (t.DOCKER_RUN, t.SHELL_COMMANDS) else {},
         )
 
@@ -250,18 +255,24 @@ class Compiler:
             )
         self.ids[task_id] = loc
 
-    def _flowable(self, spec: t.FlowableSpec, loc: Loc) -> Group:
+    def _flowable(self, spec: t.FlowableSpec, loc: Loc, retry: Retry | None) -> Group:
+        """A flowable has a state of its own, from its children's; a retry on it retries the runnable
+        task inside that fails, as Kestra's executor does."""
         parallel = isinstance(spec, t.ParallelSpec)
+        fail_fast = isinstance(spec, t.ParallelSpec) and (spec.fail_fast or spec.on_child_failure == "FAIL")
         return Group(
             id=spec.id,
             name=spec.id,
-            steps=self._tasks(spec.tasks, (*loc, "tasks")),
+            steps=self._tasks(spec.tasks, (*loc, "tasks"), retry),
             parallel=parallel,
             concurrency=spec.concurrent if isinstance(spec, t.ParallelSpec) else 0,
+            fail_fast=fail_fast,
             start_after_failure=False,
-            errors=self._tasks(spec.errors, (*loc, "errors")),
-            finally_=self._tasks(spec.finally_, (*loc, "finally")),
+            errors=self._tasks(spec.errors, (*loc, "errors"), retry),
+            finally_=self._tasks(spec.finally_, (*loc, "finally"), retry),
             allow_failure=spec.allow_failure,
+            allow_warning=spec.allow_warning,
+            reported=True,
         )
 
     def _action(self, spec: t.TaskSpec, loc: Loc) -> Any:
@@ -432,8 +443,10 @@ class Compiler:
         if spec is None:
             return None
         attempts = spec.max_attempts or spec.max_attempt
-        if attempts is None:
-            raise self.document.error(loc, "a retry needs `maxAttempts`", "e.g. maxAttempts: 3")
+        if attempts is None and spec.max_duration is None:
+            raise self.document.error(
+                loc, "a retry needs `maxAttempt` or `maxDuration`", "e.g. maxAttempt: 3, or maxDuration: PT5M"
+            )
         interval = self._duration(spec.interval or spec.min_interval, (*loc, "interval")) or 1.0
         return Retry(
             max_attempts=attempts,
@@ -441,6 +454,7 @@ class Compiler:
             factor=(spec.delay_factor or 2.0) if spec.type == "exponential" else 1.0,
             max_interval=self._duration(spec.max_interval, (*loc, "maxInterval")),
             max_duration=self._duration(spec.max_duration, (*loc, "maxDuration")),
+            warning_on_retry=spec.warning_on_retry,
         )
 
 

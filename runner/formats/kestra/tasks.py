@@ -116,6 +116,9 @@ class FlowableSpec(TaskSpec):
 class ParallelSpec(FlowableSpec):
     tasks: list[dict[str, Any]] = Field(min_length=1)
     concurrent: int = Field(default=0, ge=0)
+    fail_fast: bool = Field(default=False, alias="failFast")
+    # Kestra 2: FAIL interrupts the running siblings when one fails; CONTINUE lets them end
+    on_child_failure: Literal["FAIL", "CONTINUE"] | None = Field(default=None, alias="onChildFailure")
 
 
 class MemorySpec(Spec):

@@ -1,0 +1,206 @@
+"""Kestra's states, retries and flowable groups as Kestra's own code decides them, on the in-memory backend
+(these flows start no container). Each test names the Kestra source its expectation comes from; the
+sources are Kestra's core at github.com/kestra-io/kestra (Worker.java, ExecutorService.java,
+RunVariables.java, TaskRun.java, AbstractRetry.java, Label.java, ErrorLogsFunction.java)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from runner.engine.status import StepStatus
+from runner.errors import InputError
+from runner.formats import load_pipeline
+from runner.render import summary_table
+from runner.teardown.ledger import Ledger
+from tests.engine.helpers import statuses
+from tests.engine.memory_backend import MemoryBackend
+from tests.engine.test_semantics_memory import Write, execute
+
+S = StepStatus
+HEAD = "id: f\nnamespace: n\n"
+
+
+@pytest.fixture
+def ledger(tmp_path_factory: pytest.TempPathFactory) -> Ledger:
+    return Ledger(tmp_path_factory.mktemp("state"))
+
+
+@pytest.fixture
+def backend() -> Iterator[MemoryBackend]:
+    backend = MemoryBackend()
+    yield backend
+    assert backend.faults == [] and backend.leftovers() == []
+
+
+def fail_until(task_id: str, attempts: int, retry: str) -> str:
+    return (
+        f"  - id: {task_id}\n    type: io.kestra.plugin.core.execution.Fail\n"
+        f'    condition: "{{{{ taskrun.attemptsCount < {attempts} }}}}"\n    retry: {retry}\n'
+    )
+
+
+def test_attempts_count_from_zero_and_warning_on_retry_ends_warning(
+    write: Write, backend: MemoryBackend, ledger: Ledger
+) -> None:
+    """RunVariables: attemptsCount is the size of the earlier attempts list; Worker: a SUCCESS after more
+    than one attempt with warningOnRetry is WARNING, and the execution ends WARNING (exit 0), which
+    afterExecution sees."""
+    path = write(
+        HEAD
+        + "tasks:\n"
+        + fail_until("flaky", 2, "{type: constant, maxAttempt: 3, interval: PT0S, warningOnRetry: true}")
+        + "  - {id: show, type: io.kestra.plugin.core.log.Log, message: 'after {{ tasks.flaky.state }}'}\n"
+        + "afterExecution:\n"
+        + "  - {id: after, type: io.kestra.plugin.core.log.Log, message: 'ended {{ execution.state }}'}\n",
+        "flow.yml",
+    )
+    run = execute(path, backend, ledger)
+    assert statuses(run.result) == {"flaky": S.WARNING, "show": S.SUCCESS, "after": S.SUCCESS}
+    assert run.result.status == "warning" and run.result.exit_code == 0
+    assert run.reporter.output("show") == ["after WARNING"]
+    assert run.reporter.output("after") == ["ended WARNING"]
+
+
+def test_a_retry_with_only_a_max_duration_retries_until_it_passes(
+    write: Write, backend: MemoryBackend, ledger: Ledger
+) -> None:
+    """AbstractRetry: maxAttempt and maxDuration are each optional; with maxDuration alone, attempts go on
+    until it is spent."""
+    path = write(
+        HEAD + "tasks:\n" + fail_until("flaky", 4, "{type: constant, maxDuration: PT30S, interval: PT0S}"),
+        "flow.yml",
+    )
+    run = execute(path, backend, ledger)
+    assert statuses(run.result) == {"flaky": S.SUCCESS}
+    assert len([n for n in run.reporter.notices if n.startswith("flaky: attempt")]) == 4
+
+
+def test_a_retry_on_a_sequential_or_the_flow_retries_the_task_that_fails(
+    write: Write, backend: MemoryBackend, ledger: Ledger
+) -> None:
+    """ExecutorService: a failed runnable task without a retry of its own takes the nearest parent's
+    retry, else the flow's, and is tried again (RETRY_FAILED_TASK)."""
+    path = write(
+        HEAD
+        + "retry: {type: constant, maxAttempt: 2, interval: PT0S}\n"
+        + "tasks:\n"
+        + "  - id: seq\n    type: io.kestra.plugin.core.flow.Sequential\n"
+        + "    retry: {type: constant, maxAttempt: 3, interval: PT0S}\n    tasks:\n"
+        + "      - id: inner\n        type: io.kestra.plugin.core.execution.Fail\n"
+        + '        condition: "{{ taskrun.attemptsCount < 2 }}"\n'
+        + "  - id: top\n    type: io.kestra.plugin.core.execution.Fail\n"
+        + '    condition: "{{ taskrun.attemptsCount < 1 }}"\n',
+        "flow.yml",
+    )
+    run = execute(path, backend, ledger)
+    assert statuses(run.result) == {"seq": S.SUCCESS, "inner": S.SUCCESS, "top": S.SUCCESS}
+    notices = run.reporter.notices
+    assert len([n for n in notices if n.startswith("inner: attempt")]) == 2  # the Sequential's retry
+    assert len([n for n in notices if n.startswith("top: attempt")]) == 1  # the flow's retry
+
+
+@pytest.mark.parametrize(
+    ("allow", "group", "flow_status"),
+    [
+        ("    allowFailure: true\n", S.WARNING, "warning"),
+        ("    allowFailure: true\n    allowWarning: true\n", S.SUCCESS, "success"),
+    ],
+)
+def test_allow_failure_on_a_sequential_ends_it_warning_and_the_flow_goes_on(
+    write: Write, backend: MemoryBackend, ledger: Ledger, allow: str, group: StepStatus, flow_status: str
+) -> None:
+    """Worker/ExecutorService: a flowable whose child fails is FAILED, unless it allows failure: then
+    WARNING (SUCCESS with allowWarning); the execution's state comes from the top-level task runs only,
+    so the child's FAILED does not fail it."""
+    path = write(
+        HEAD
+        + "tasks:\n"
+        + "  - id: seq\n    type: io.kestra.plugin.core.flow.Sequential\n"
+        + allow
+        + "    tasks:\n"
+        + "      - {id: ko, type: io.kestra.plugin.core.execution.Fail}\n"
+        + "      - {id: never, type: io.kestra.plugin.core.log.Log, message: never}\n"
+        + "  - {id: next, type: io.kestra.plugin.core.log.Log, message: next}\n",
+        "flow.yml",
+    )
+    run = execute(path, backend, ledger)
+    assert statuses(run.result) == {"seq": group, "ko": S.FAILED, "never": S.SKIPPED, "next": S.SUCCESS}
+    assert run.result.status == flow_status and run.result.exit_code == 0
+
+
+def test_fail_fast_on_a_parallel_stops_the_running_siblings(
+    write: Write, backend: MemoryBackend, ledger: Ledger
+) -> None:
+    """Parallel with failFast (Kestra 2's onChildFailure: FAIL): a failing child interrupts the siblings
+    still running, and the Parallel fails."""
+    path = write(
+        HEAD
+        + "tasks:\n"
+        + "  - id: par\n    type: io.kestra.plugin.core.flow.Parallel\n    failFast: true\n    tasks:\n"
+        + "      - {id: slow, type: io.kestra.plugin.core.flow.Sleep, duration: PT30S}\n"
+        + "      - {id: ko, type: io.kestra.plugin.core.execution.Fail}\n",
+        "flow.yml",
+    )
+    run = execute(path, backend, ledger)
+    result = statuses(run.result)
+    assert result["par"] is S.FAILED and result["ko"] is S.FAILED
+    assert result["slow"] in (S.STOPPED, S.FAILED)
+    assert run.get("slow").duration < 10
+    assert run.result.exit_code == 1
+
+
+def test_group_states_are_shown_above_their_tasks(
+    write: Write, backend: MemoryBackend, ledger: Ledger
+) -> None:
+    path = write(
+        HEAD
+        + "tasks:\n  - id: outer\n    type: io.kestra.plugin.core.flow.Sequential\n    tasks:\n"
+        + "      - id: inner\n        type: io.kestra.plugin.core.flow.Parallel\n        tasks:\n"
+        + "          - {id: leaf, type: io.kestra.plugin.core.log.Log, message: hi}\n",
+        "flow.yml",
+    )
+    run = execute(path, backend, ledger)
+    assert [(r.step_id, r.depth, r.group) for r in run.result.results] == [
+        ("outer", 0, True),
+        ("inner", 1, True),
+        ("leaf", 2, False),
+    ]
+    console = Console(width=120, record=True)
+    console.print(summary_table(run.result))
+    lines = console.export_text().splitlines()
+    assert [line.split()[0] for line in lines[1:4]] == ["outer", "inner", "leaf"]
+    assert lines[2].startswith("  inner") and lines[3].startswith("    leaf")
+
+
+def test_error_logs_lists_the_failures_in_an_errors_block(
+    write: Write, backend: MemoryBackend, ledger: Ledger
+) -> None:
+    """ErrorLogsFunction: the execution's ERROR log entries, oldest first, as maps with taskId and
+    message."""
+    path = write(
+        HEAD
+        + "tasks:\n"
+        + "  - {id: warn, type: io.kestra.plugin.core.log.Log, level: ERROR, message: disk is full}\n"
+        + "  - {id: ko, type: io.kestra.plugin.core.execution.Fail, errorMessage: it broke}\n"
+        + "errors:\n"
+        + "  - id: report\n    type: io.kestra.plugin.core.log.Log\n"
+        + '    message: "{% for log in errorLogs() %}{{ log.taskId }}: {{ log.message }}; {% endfor %}"\n',
+        "flow.yml",
+    )
+    run = execute(path, backend, ledger)
+    assert run.reporter.output("report") == ["warn: disk is full; ko: it broke; "]
+
+
+def test_the_read_only_system_label_is_the_only_one_a_flow_may_carry(tmp_path: Path) -> None:
+    """Label.java: `system.readOnly` is the one system label flows set themselves."""
+    path = tmp_path / "flow.yml"
+    body = "tasks:\n  - {id: t, type: io.kestra.plugin.core.log.Log, message: hi}\n"
+    path.write_text(HEAD + "labels:\n  system.readOnly: true\n" + body, encoding="utf-8")
+    assert load_pipeline(path).templating is not None
+    path.write_text(HEAD + "labels:\n  system.correlationId: x\n" + body, encoding="utf-8")
+    with pytest.raises(InputError, match="System labels can only be set by Kestra itself"):
+        load_pipeline(path)
