@@ -12,7 +12,7 @@ from rich.table import Table
 from runner.backend import connect
 from runner.backend.base import REMOVAL_ORDER, Backend, Resource
 from runner.durations import format_duration, parse_duration
-from runner.engine.executor import CACHE_LABEL
+from runner.engine.actions import CACHE_LABEL
 from runner.errors import InputError
 from runner.teardown.labels import RUN_ID
 from runner.teardown.leaks import LeakFilter, RunResources, find_leaks, reconcile, remove_runs

@@ -1,0 +1,315 @@
+"""What a step does: its container (with its services, pipes and artifacts), a built-in action, or a stop of
+another step's container; and the volumes and files a container needs."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+
+from runner.engine.artifacts import bundles
+from runner.engine.builtin import BuiltinAction, BuiltinContext, run_builtin
+from runner.engine.container_step import Outcome, StepContext, run_container, start_sidecars
+from runner.engine.context import RunContext, StopCheck
+from runner.engine.status import Block, StepStatus
+from runner.engine.variables import expand, parse, read_file
+from runner.errors import ImageUnavailable, RunnerError
+from runner.model import WORKSPACE, ContainerRun, LogAction, Mount, PipeCall, Step, StopAction
+from runner.teardown.labels import PREFIX
+
+ENGINE_SOCKET_TARGET = "/var/run/docker.sock"  # where a step that drives the engine finds its socket
+CACHE_LABEL = PREFIX + "cache"
+STOP_GRACE = 10
+
+
+def script_segments(
+    script: tuple[str, ...], pipes: tuple[tuple[int, PipeCall], ...]
+) -> list[tuple[tuple[str, ...], PipeCall | None]]:
+    """A script cut at its pipes: (shell lines, None) and ((), pipe) in order."""
+    segments: list[tuple[tuple[str, ...], PipeCall | None]] = []
+    start = 0
+    for position, pipe in pipes:
+        if position > start:
+            segments.append((script[start:position], None))
+        segments.append(((), pipe))
+        start = position
+    if start < len(script):
+        segments.append((script[start:], None))
+    return segments
+
+
+def _nothing(container_id: str) -> None:
+    """A container that needs no files put into it before it starts."""
+
+
+class Actions:
+    def __init__(self, run: RunContext) -> None:
+        self.run = run
+
+    def act(self, step: Step, block: Block, should_stop: StopCheck, attempt: int = 1) -> Outcome:
+        action = step.action
+        if self.run.templates is not None:
+            names = self.run.templates.names(step, attempt)
+            action = self.run.templates.render_fields(action, names)
+        if isinstance(action, StopAction):
+            return self._stop(action)
+        if not isinstance(action, ContainerRun):
+            return self._builtin(step, action, should_stop, attempt)
+        try:
+            return self._container(step, action, block, should_stop)
+        finally:
+            if not action.detach:
+                self.remove_later(step.id)
+
+    def _builtin(self, step: Step, action: BuiltinAction, should_stop: StopCheck, attempt: int) -> Outcome:
+        templates = self.run.templates
+
+        def render_text(text: str) -> str:
+            return templates.render(text, templates.names(step, attempt)) if templates else text
+
+        def log(line: str) -> None:
+            line = self.run.mask(line)
+            if templates is not None and isinstance(action, LogAction) and action.level == "ERROR":
+                templates.error_log(step.id, line.removeprefix("ERROR "))
+            with open(self.run.log_dir / f"{step.id}.log", "a", encoding="utf-8") as file:
+                file.write(line + "\n")
+            self.run.reporter.log(step, line)
+
+        context = BuiltinContext(
+            render=render_text,
+            is_truthy=templates.truthy if templates else bool,
+            log=log,
+            warn=lambda text: self.run.reporter.notice(f"{step.name}: {text}", warning=True),
+            should_stop=should_stop,
+            engine_host=self.run.backend.info().published_host,
+        )
+        result = run_builtin(action, context)
+        return Outcome(result.status, None, result.message, outputs=result.outputs)
+
+    def _container(
+        self, step: Step, action: ContainerRun, block: Block, should_stop: Callable[[], bool]
+    ) -> Outcome:
+        auth = action.registry_auth
+        image = self.run.images.resolve(
+            action.image, (auth.username, auth.password) if auth else None, action.pull
+        )
+        context = StepContext(
+            backend=self.run.backend,
+            reporter=self.run.reporter,
+            network=self.run.network,
+            join=None,
+            mounts=self._mounts(action),
+            env=self.run.env(block, action),
+            log_dir=self.run.log_dir,
+            create=self.run.teardown.create_container,
+            prepare=lambda container_id: self._prepare_container(container_id, action),
+            should_stop=should_stop,
+            mask=self.run.mask,
+        )
+        if action.sidecars:
+            owner = start_sidecars(step, action, context, self.run.images.resolve, self.run.teardown.name)
+            context = replace(context, join=owner)
+        timeout = self.run.timeout(step, block)
+        if action.pipes or action.after_pipes:
+            outcome = self._run_segments(step, action, image, context, timeout)
+        else:
+            outcome = run_container(step, action, image, self.run.teardown.name(step.id), context, timeout)
+            self._take_shared(step, action, outcome.container_id)
+        if action.artifacts and outcome.container_id and action.workdir:
+            try:
+                _, refused = self.run.artifacts.collect(
+                    self.run.backend, outcome.container_id, action.workdir, bundles(action.artifacts), step.id
+                )
+                for path in refused:
+                    self.run.reporter.notice(
+                        f"{step.name}: artifact '{path}' is not kept: it links outside the directory or is "
+                        "not a plain file",
+                        warning=True,
+                    )
+            except RunnerError as exc:
+                self.run.reporter.notice(
+                    f"{step.name}: could not collect artifacts: {exc.message}", warning=True
+                )
+        if action.detach and outcome.status is not StepStatus.SUCCESS:
+            self.remove_later(step.id)
+        return outcome
+
+    def _run_segments(
+        self, step: Step, action: ContainerRun, image: str, context: StepContext, timeout: float | None
+    ) -> Outcome:
+        """A script with pipes: its shell parts and its pipes run one after another, each in a container of
+        its own over one volume that holds the step's files. The first failure ends the step."""
+        files = Mount(
+            source=self.run.teardown.create_volume(f"{step.id}-files"), target=action.workdir or WORKSPACE
+        )
+        deadline = None if timeout is None else time.monotonic() + timeout
+        shared = {
+            "mounts": (*action.mounts, files),
+            "artifacts": None,
+            "sidecars": (),
+            "after_script": (),
+            "pipes": (),
+            "after_pipes": (),
+        }
+        outcome = Outcome(StepStatus.SUCCESS, 0)
+        for index, segment in enumerate(script_segments(action.script, action.pipes)):
+            part, part_image = self._segment(action, image, segment, shared, action.env, context.env)
+            part = part.model_copy(update={"source": action.source if index == 0 else "none"})
+            prepare = context.prepare if index == 0 else _nothing
+            remaining = None if deadline is None else max(deadline - time.monotonic(), 0.001)
+            outcome = run_container(
+                step,
+                part,
+                part_image,
+                self.run.teardown.name(step.id),
+                replace(context, prepare=prepare),
+                remaining,
+            )
+            self._take_shared(step, action, outcome.container_id)
+            if outcome.status is not StepStatus.SUCCESS:
+                break
+        # The after-script (and its pipes) reads the script's exit code, and never changes the step's result.
+        env = {**action.env, action.exit_code_variable: str(outcome.exit_code or 0)}
+        for segment in script_segments(action.after_script, action.after_pipes):
+            part, part_image = self._segment(
+                action, image, segment, {**shared, "source": "none"}, env, context.env
+            )
+            after = run_container(
+                step,
+                part,
+                part_image,
+                self.run.teardown.name(step.id),
+                replace(context, prepare=_nothing),
+                None,
+            )
+            self._take_shared(step, action, after.container_id)
+            if after.status is not StepStatus.SUCCESS:
+                self.run.reporter.notice(f"{step.name}: after-script failed: {after.message}", warning=True)
+                break
+        return outcome
+
+    def _segment(
+        self,
+        action: ContainerRun,
+        image: str,
+        segment: tuple[tuple[str, ...], PipeCall | None],
+        shared: Mapping[str, object],
+        env: Mapping[str, str],
+        run_env: Mapping[str, str],
+    ) -> tuple[ContainerRun, str]:
+        """One part of a script cut at its pipes, as a container run of its own, with its image."""
+        lines, pipe = segment
+        if pipe is None:
+            return action.model_copy(update={**shared, "script": lines, "env": dict(env)}), image
+        pipe_env = pipe.env
+        if pipe.expand_variables:
+            known = {**env, **run_env}
+            pipe_env = {key: expand(value, known) for key, value in pipe.env.items()}
+        update = {
+            **shared,
+            "image": pipe.image,
+            "script": (),
+            "env": {**env, **pipe_env},
+            "registry_auth": None,
+        }
+        return action.model_copy(update=update), self._pipe_image(pipe)
+
+    def _pipe_image(self, pipe: PipeCall) -> str:
+        try:
+            return self.run.images.resolve(pipe.image)
+        except ImageUnavailable as exc:
+            raise ImageUnavailable(f"pipe '{pipe.name}': {exc.message}", exc.hint) from exc
+
+    def _mounts(self, action: ContainerRun) -> tuple[Mount, ...]:
+        mounts = list(self.run.workspace if action.source == "workspace" else ())
+        for cache in action.caches:
+            target = cache.path if cache.path.startswith("/") else f"{action.workdir or '/'}/{cache.path}"
+            mounts.append(Mount(source=self._cache_volume(cache.name, cache.key), target=target))
+        if action.docker_socket:
+            # a path on the engine's host, so this works on a remote engine too
+            host_socket = self.run.backend.info().host_socket
+            mounts.append(Mount(source=host_socket, target=ENGINE_SOCKET_TARGET, bind=True))
+        return tuple(mounts)
+
+    def _cache_volume(self, name: str, key: str) -> str:
+        """A named volume that outlives the run: caches are kept on purpose, and never swept."""
+        digest = hashlib.sha256(f"{self.run.pipeline.source}\0{name}\0{key}".encode()).hexdigest()[:12]
+        volume = f"runner-cache-{name}-{digest}"
+        return self.run.backend.ensure_volume(
+            volume, {CACHE_LABEL: name, PREFIX + "pipeline": self.run.pipeline.name}
+        )
+
+    def _take_shared(self, step: Step, action: ContainerRun, container_id: str) -> None:
+        """The variables a finished container shares, read whatever its result: `final:` may need them."""
+        outputs = action.shared_outputs
+        if outputs is None or not outputs.names or not container_id:
+            return
+        shared = parse(read_file(self.run.backend, container_id), outputs.names)
+        self.run.shared.add(step.id, shared.values)
+        if shared.values:
+            shown = ", ".join(
+                f"{name}={'$SECRET' if self.run.shared.is_masked(value) else self.run.mask(value)}"
+                for name, value in shared.values.items()
+            )
+            self.run.reporter.notice(f"{step.name}: shares {shown}")
+        if shared.undeclared:
+            self.run.reporter.notice(
+                f"{step.name}: {', '.join(shared.undeclared)} written to ${outputs.path_variable} but not "
+                "shared: add them to output-variables",
+                warning=True,
+            )
+        for line in shared.malformed[:3]:
+            self.run.reporter.notice(
+                f"{step.name}: ignored a line of ${outputs.path_variable} that is not KEY=VALUE: "
+                f"{self.run.mask(line)!r}",
+                warning=True,
+            )
+
+    def _stop(self, action: StopAction) -> Outcome:
+        if action.by == "step":
+            records = self.run.teardown.containers_of(action.target)
+            if not records:
+                return Outcome(StepStatus.SUCCESS, None, f"nothing of '{action.target}' is running")
+            report = self.run.teardown.stop_step(action.target)
+            names = ", ".join(r.name for r in records)
+        else:
+            ident = action.target.strip()
+            if not ident:
+                return Outcome(StepStatus.FAILED, None, "no container id to stop")
+            if not action.remove:
+                self.run.backend.kill(ident) if action.kill else self.run.backend.stop(ident, STOP_GRACE)
+                return Outcome(StepStatus.SUCCESS, None, f"stopped {ident[:12]}")
+            if action.kill:
+                self.run.backend.kill(ident)
+            report = self.run.teardown.remove_container(ident)
+            if not report.removed and not report.failed and not self.run.backend.remove("container", ident):
+                return Outcome(StepStatus.FAILED, None, f"no such container: {ident}")
+            names = ident[:12]
+        if report.failed:
+            resource, error = report.failed[0]
+            return Outcome(StepStatus.FAILED, None, f"could not remove {resource.name}: {error}")
+        return Outcome(StepStatus.SUCCESS, None, f"stopped and removed {names}")
+
+    def _prepare_container(self, container_id: str, action: ContainerRun) -> None:
+        if action.source == "workspace":
+            self._seed_workspace(container_id)
+        elif action.source == "copy" and action.clone and action.workdir:
+            self.run.backend.put_archive(
+                container_id, "/", self.run.source.archive(action.workdir, action.clone_paths)
+            )
+        if action.source == "copy" and action.download_artifacts and action.workdir:
+            restored = self.run.artifacts.archive(action.workdir, action.download_names)
+            if restored is not None:
+                self.run.backend.put_archive(container_id, "/", restored)
+
+    def _seed_workspace(self, container_id: str) -> None:
+        if self.run.seeded:
+            return
+        with self.run.seed_lock:
+            if not self.run.seeded:
+                self.run.backend.put_archive(container_id, WORKSPACE, self.run.source.archive())
+                self.run.seeded = True
+
+    def remove_later(self, step_id: str) -> None:
+        self.run.pending_removals.append(self.run.removals.submit(self.run.teardown.stop_step, step_id))
