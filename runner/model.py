@@ -5,6 +5,7 @@ The engine runs this and nothing else; it knows no YAML and no format's vocabula
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -243,9 +244,20 @@ class Step(Frozen):
     fail_fast: bool = False  # in a group: its failure stops the group's other steps
 
 
+class Branch(Frozen):
+    """Nodes a group runs when its `choose` expression renders to `when` (None: when no branch matches)."""
+
+    when: str | None
+    steps: tuple[Node, ...]
+
+
 class Group(Frozen):
     """Nodes that run together: at the same time when `parallel` (the next node waits for all of them),
-    else in order. A group may have its own `errors` and `finally`, run after its nodes."""
+    else in order. A group may have its own `errors` and `finally`, run after its nodes.
+
+    With `branches`, the group first renders `choose` and runs the one branch it picks (Kestra's If and
+    Switch); with `each`, it runs `steps` once per value of the list `each` renders to (ForEach), at most
+    `concurrency` values at once."""
 
     kind: Literal["group"] = "group"
     id: str
@@ -260,9 +272,19 @@ class Group(Frozen):
     allow_failure: bool = False  # the group's failure ends it WARNING, and the run goes on
     reported: bool = False  # the group has a state of its own, shown above its steps (Kestra's flowables)
     allow_warning: bool = False  # a WARNING of the group counts as a SUCCESS
+    type_name: str = ""  # how the pipeline file names this kind of group, for expressions (`task.type`)
+    choose: str | None = None  # an expression whose text picks a branch
+    truthy: bool = False  # with `choose`: pick by truthiness, the branch "true" or the default one
+    branches: tuple[Branch, ...] = ()
+    each: str | None = None  # an expression (or a JSON list): `steps` run once per value
+
+    def children(self) -> tuple[Node, ...]:
+        """Every node the group may run, whichever branch it takes."""
+        return (*self.steps, *(node for branch in self.branches for node in branch.steps))
 
     def leaves(self) -> tuple[Step, ...]:
-        return tuple(leaf for node in (*self.steps, *self.errors, *self.finally_) for leaf in _leaves(node))
+        nodes = (*self.children(), *self.errors, *self.finally_)
+        return tuple(leaf for node in nodes for leaf in _leaves(node))
 
 
 Node = Annotated[Step | Group, Field(discriminator="kind")]
@@ -270,6 +292,19 @@ Node = Annotated[Step | Group, Field(discriminator="kind")]
 
 def _leaves(node: Step | Group) -> tuple[Step, ...]:
     return node.leaves() if isinstance(node, Group) else (node,)
+
+
+def map_steps(node: Node, change: Callable[[Step], Step]) -> Node:
+    """The node with `change` applied to each step the group may run (its branches too; not its `errors`
+    and `finally`)."""
+    if not isinstance(node, Group):
+        return change(node)
+    branches = tuple(
+        branch.model_copy(update={"steps": tuple(map_steps(child, change) for child in branch.steps)})
+        for branch in node.branches
+    )
+    steps = tuple(map_steps(child, change) for child in node.steps)
+    return node.model_copy(update={"steps": steps, "branches": branches})
 
 
 class Templating(Frozen):
@@ -313,4 +348,5 @@ class Pipeline(Frozen):
         return tuple(leaf for node in nodes for leaf in _leaves(node))
 
 
+Branch.model_rebuild()
 Group.model_rebuild()

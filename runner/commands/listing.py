@@ -89,7 +89,7 @@ def _describe(node: Node, numbers: dict[str, int]) -> str:
     """A step with the number `--step` takes, its manual trigger and why it would be skipped."""
     if isinstance(node, Group):
         kind = "parallel" if node.parallel else "sequence"
-        return f"{node.name} ({kind}): " + ", ".join(_describe(child, numbers) for child in node.steps)
+        return f"{node.name} ({kind}): " + ", ".join(_describe(child, numbers) for child in node.children())
     extras = [
         word
         for word, on in (

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from runner.backend.base import Backend
@@ -23,6 +24,10 @@ from runner.engine.workspace import SourceTree
 from runner.model import ContainerRun, Group, Mount, Node, Pipeline, Step
 from runner.teardown.ledger import Ledger
 from runner.teardown.manager import TeardownManager
+
+# the values of the loops (ForEach) around what runs now, the outermost first: set by the scheduler for an
+# iteration, read where a result is recorded and where expressions are rendered
+LOOP_VALUES: ContextVar[tuple[str, ...]] = ContextVar("loop_values", default=())
 
 STATUS_VARIABLE = "RUNNER_PIPELINE_STATUS"
 FAILED_STEPS_VARIABLE = "RUNNER_FAILED_STEPS"
@@ -61,7 +66,7 @@ def depths(pipeline: Pipeline) -> dict[str, int]:
             found[node.id] = depth
             if isinstance(node, Group):
                 inner = depth + 1 if node.reported else depth
-                for children in (node.steps, node.errors, node.finally_):
+                for children in (node.children(), node.errors, node.finally_):
                     walk(children, inner)
 
     for nodes in (pipeline.services, pipeline.steps, pipeline.errors, pipeline.finally_, pipeline.after):
@@ -113,13 +118,17 @@ class RunContext:
 
     def record(self, step: Step | Group, result: StepResult) -> None:
         result.depth = self.depths.get(step.id, 0)
+        values = LOOP_VALUES.get()
+        if values:  # the same task once per value: each run is its own result
+            result.step_id = step.id + "".join(f"[{value}]" for value in values)
+            result.name = f"{step.name} ({', '.join(values)})"
         self.results.append(result)
         if self.templates is not None:
-            self.templates.record(step.id, result.status.value, result.outputs, result.message)
+            self.templates.record(step.id, result.status.value, result.outputs, result.message, values)
         variables, masked = self.shared.produced(step.id)
         self.ledger.step_result(
             self.run_id,
-            step.id,
+            result.step_id,
             step.name,
             result.status.value,
             result.exit_code,

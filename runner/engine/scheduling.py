@@ -3,13 +3,18 @@
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from contextvars import copy_context
 
 from runner.engine.container_step import POLL
-from runner.engine.context import RunContext, StopCheck
+from runner.engine.context import LOOP_VALUES, RunContext, StopCheck
 from runner.engine.status import Block, StepResult, StepStatus
 from runner.engine.steps import StepRunner
+from runner.engine.templating import TemplateError
+from runner.expressions import is_truthy
 from runner.model import Group, Node, Step
 
 MANUAL = "manual step: the run stopped before it (continue with --resume, or run with --manual)"
@@ -67,29 +72,38 @@ class Scheduler:
         """The group's nodes, then its own `errors` when one failed, then its own `finally`; True when
         the group failed (an allowed failure of the group does not count)."""
         first = len(self.run.results)
-        failed = self._run_group_nodes(group, block, outer_stop)
+        started = time.monotonic()
+        failed, outputs, message = self._run_group_nodes(group, block, outer_stop)
         if not group.reported:
             return failed and not group.allow_failure
-        status = self._group_state(group, failed)
+        status = StepStatus.FAILED if message else self._group_state(group, failed, first)
         if failed and group.allow_failure:
             # the group ends WARNING (or SUCCESS): the failures inside it no longer decide the run
             for result in self.run.results[first:]:
                 if result.status.is_failure:
                     result.allowed_failure = True
-        result = StepResult(group.id, group.name, block, status, group=True)
-        result.depth = self.run.depths.get(group.id, 0)
-        self.run.results.insert(first, result)
-        if self.run.templates is not None:
-            self.run.templates.record(group.id, status.value, {})
-        self.run.ledger.step_result(self.run.run_id, group.id, group.name, status.value, None, 0.0, "")
-        self.run.reporter.step_finished(group, result)
+        result = StepResult(
+            group.id,
+            group.name,
+            block,
+            status,
+            duration=time.monotonic() - started,
+            message=message,
+            outputs=outputs,
+            group=True,
+        )
+        self.run.record(group, result)
+        # shown above its steps: moved before the first result recorded while it ran
+        self.run.results.insert(first, self.run.results.pop())
         return status.is_failure
 
-    def _group_state(self, group: Group, failed: bool) -> StepStatus:
+    def _group_state(self, group: Group, failed: bool, first: int) -> StepStatus:
         """As Kestra decides a flowable's state from its children: stopped, else failed, else warning,
         else paused, else success; then the group's own allowFailure and allowWarning."""
-        latest = {result.step_id: result.status for result in self.run.results}
-        children = [latest[node.id] for node in group.steps if node.id in latest]
+        ids = {node.id for node in group.children()}
+        children = [
+            result.status for result in self.run.results[first:] if result.step_id.split("[")[0] in ids
+        ]
         status = StepStatus.SUCCESS
         if not self.run.interrupts.interrupted:
             # a sibling stopped because another one failed (failFast): the group failed, it was not killed
@@ -108,20 +122,102 @@ class Scheduler:
             status = StepStatus.SUCCESS
         return status
 
-    def _run_group_nodes(self, group: Group, block: Block, outer_stop: StopCheck) -> bool:
-        if group.parallel:
-            failed = self._run_parallel(group, block, outer_stop)
-        else:
-            failed = (
-                self.run_block(block, group.steps, outer_stop)
-                if block is not Block.STEPS
-                else (self._run_sequence(group.steps, block, outer_stop))
-            )
+    def _run_group_nodes(
+        self, group: Group, block: Block, outer_stop: StopCheck
+    ) -> tuple[bool, dict[str, object], str]:
+        """Whether the group failed, its outputs, and why it could not run at all ("" when it ran)."""
+        outputs: dict[str, object] = {}
+        message = ""
+        try:
+            if group.choose is not None:
+                nodes, outputs = self._branch(group)
+                failed = self._run_nodes(nodes, group, block, outer_stop)
+            elif group.each is not None:
+                failed = self._run_each(group, self._values(group), block, outer_stop)
+            else:
+                failed = self._run_nodes(group.steps, group, block, outer_stop)
+        except TemplateError as exc:
+            failed, message = True, exc.message
+            self.skip(block, group.children(), message)
         if failed and group.errors and not self.run.interrupts.interrupted:
             self.run_block(Block.ERRORS, group.errors)
         if group.finally_:
             self.run_block(Block.FINALLY, group.finally_)
-        return failed
+        return failed, outputs, message
+
+    def _run_nodes(self, nodes: tuple[Node, ...], group: Group, block: Block, outer_stop: StopCheck) -> bool:
+        if group.parallel:
+            return self._run_parallel(nodes, group, block, outer_stop)
+        if block is not Block.STEPS:
+            return self.run_block(block, nodes, outer_stop)
+        return self._run_sequence(nodes, block, outer_stop)
+
+    def _render(self, group: Group, text: str) -> str:
+        templates = self.run.templates
+        if templates is None:
+            return text
+        return templates.render(text, templates.names(group, 1, LOOP_VALUES.get()))
+
+    def _branch(self, group: Group) -> tuple[tuple[Node, ...], dict[str, object]]:
+        """The branch the group's expression picks, rendered once, as Kestra's If and Switch do; and the
+        group's outputs (If's evaluationResult, Switch's value and defaults)."""
+        text = self._render(group, group.choose or "")
+        if group.truthy:
+            holds = is_truthy(text)
+            key: str | None = "true" if holds else None
+            outputs: dict[str, object] = {"evaluationResult": holds}
+        else:
+            key = text
+            outputs = {"value": text, "defaults": all(branch.when != text for branch in group.branches)}
+        for branch in group.branches:
+            if branch.when is not None and branch.when == key:
+                return branch.steps, outputs
+        default = next((branch.steps for branch in group.branches if branch.when is None), ())
+        return default, outputs
+
+    def _values(self, group: Group) -> list[str]:
+        """The values of a loop: a JSON list, given or rendered; objects are passed on as JSON text."""
+        text = self._render(group, group.each or "[]")
+        try:
+            values = json.loads(text)
+        except ValueError:
+            raise TemplateError(f"the values {text!r} are not a JSON list") from None
+        if not isinstance(values, list):
+            raise TemplateError(f"the values {text!r} are not a list")
+        # objects as Kestra's JSON writer prints them: no spaces
+        return [
+            value if isinstance(value, str) else json.dumps(value, separators=(",", ":")) for value in values
+        ]
+
+    def _run_each(self, group: Group, values: list[str], block: Block, outer_stop: StopCheck) -> bool:
+        """`steps` once per value, in order; with `concurrency` above 1 (0: all at once) iterations overlap.
+        An iteration that fails stops the iterations not yet started."""
+        outer = LOOP_VALUES.get()
+        failure = threading.Event()
+
+        def iteration(value: str) -> bool:
+            if failure.is_set() or outer_stop():
+                token = LOOP_VALUES.set((*outer, value))
+                try:
+                    self.skip(block, group.steps)
+                finally:
+                    LOOP_VALUES.reset(token)
+                return False
+            token = LOOP_VALUES.set((*outer, value))
+            try:
+                failed = self._run_sequence(group.steps, block, outer_stop)
+            finally:
+                LOOP_VALUES.reset(token)
+            if failed:
+                failure.set()
+            return failed
+
+        limit = group.concurrency if group.concurrency > 0 else len(values) or 1
+        if limit == 1:
+            return any([iteration(value) for value in values])
+        with ThreadPoolExecutor(max_workers=limit, thread_name_prefix=f"each-{group.id}") as pool:
+            futures = [pool.submit(copy_context().run, iteration, value) for value in values]
+            return any([future.result() for future in futures])
 
     def _run_sequence(self, nodes: tuple[Node, ...], block: Block, should_stop: StopCheck) -> bool:
         """Nested nodes in order, stopping at the first failure (manual pauses apply at the top only)."""
@@ -137,7 +233,9 @@ class Scheduler:
                 failed = result.fails_run or result.status is StepStatus.STOPPED
         return failed
 
-    def _run_parallel(self, group: Group, block: Block, outer_stop: StopCheck) -> bool:
+    def _run_parallel(
+        self, nodes: tuple[Node, ...], group: Group, block: Block, outer_stop: StopCheck
+    ) -> bool:
         cancelled = threading.Event()
         failure = threading.Event()
 
@@ -161,14 +259,15 @@ class Scheduler:
             return result.fails_run
 
         limit = group.concurrency or self.run.options.max_parallel
-        workers = max(1, min(limit, len(group.steps)))
+        workers = max(1, min(limit, len(nodes)))
         failed = False
         members = frozenset(step.id for step in group.leaves())
         with (
             self.run.shared.group(members),
             ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"group-{group.id}") as pool,
         ):
-            pending = {pool.submit(run_node, node): node for node in group.steps}
+            # each node in its thread, with the loop values around the group
+            pending = {pool.submit(copy_context().run, run_node, node): node for node in nodes}
             while pending:
                 done, _ = wait(pending, timeout=POLL, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -188,7 +287,7 @@ class Scheduler:
                         node.id, node.name, block, StepStatus.SKIPPED, message=message, group=True
                     )
                     self.run.record(node, skipped)
-                self.skip(block, (*node.steps, *node.errors, *node.finally_), message)
+                self.skip(block, (*node.children(), *node.errors, *node.finally_), message)
             else:
                 self.run.record(
                     node, StepResult(node.id, node.name, block, StepStatus.SKIPPED, message=message)

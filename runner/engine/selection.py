@@ -6,7 +6,7 @@ import fnmatch
 from dataclasses import dataclass
 
 from runner.errors import InputError
-from runner.model import Group, Node, Pipeline, Step
+from runner.model import Group, Node, Pipeline, Step, map_steps
 
 NOT_SELECTED = "not selected"
 NO_FINAL = "--no-final"
@@ -19,7 +19,9 @@ def numbered(pipeline: Pipeline) -> list[tuple[int, Step]]:
 
 def _leaves(node: Node) -> tuple[Step, ...]:
     return (
-        tuple(leaf for child in node.steps for leaf in _leaves(child)) if isinstance(node, Group) else (node,)
+        tuple(leaf for child in node.children() for leaf in _leaves(child))
+        if isinstance(node, Group)
+        else (node,)
     )
 
 
@@ -28,7 +30,7 @@ def _groups(nodes: tuple[Node, ...]) -> list[Group]:
     for node in nodes:
         if isinstance(node, Group):
             found.append(node)
-            found.extend(_groups(node.steps))
+            found.extend(_groups(node.children()))
     return found
 
 
@@ -100,14 +102,15 @@ def triggered(pipeline: Pipeline, step_ids: tuple[str, ...]) -> Pipeline:
 
 
 def _start(node: Node, step_ids: set[str]) -> Node:
-    if isinstance(node, Group):
-        return node.model_copy(update={"steps": tuple(_start(child, step_ids) for child in node.steps)})
-    return node.model_copy(update={"manual": False}) if node.id in step_ids else node
+    return map_steps(
+        node, lambda step: step.model_copy(update={"manual": False}) if step.id in step_ids else step
+    )
 
 
 def _keep(node: Node, chosen: set[str], reason: str) -> Node:
-    if isinstance(node, Group):
-        return node.model_copy(update={"steps": tuple(_keep(child, chosen, reason) for child in node.steps)})
-    if node.id in chosen:  # named on the command line: it runs, whatever its trigger or changeset says
-        return node.model_copy(update={"manual": False, "skip_reason": None})
-    return node.model_copy(update={"manual": False, "skip_reason": reason})
+    def keep(step: Step) -> Step:
+        if step.id in chosen:  # named on the command line: it runs, whatever its trigger or changeset says
+            return step.model_copy(update={"manual": False, "skip_reason": None})
+        return step.model_copy(update={"manual": False, "skip_reason": reason})
+
+    return map_steps(node, keep)

@@ -8,7 +8,7 @@ from typing import Any
 
 from runner.errors import RunnerError
 from runner.expressions import ExpressionError, is_truthy, render
-from runner.model import Action, ContainerRun, Step, StopAction, Templating
+from runner.model import Action, ContainerRun, Group, Step, StopAction, Templating
 
 # fields that hold no expressions: the kind of an action, and values already parsed into numbers
 STATIC_FIELDS = frozenset({"kind", "ports", "mounts", "ready", "caches", "sidecars", "artifacts", "pipes"})
@@ -16,6 +16,22 @@ STATIC_FIELDS = frozenset({"kind", "ports", "mounts", "ready", "caches", "sideca
 
 ERROR_LOGS = 25  # as many as Kestra's errorLogs() returns
 ERROR_LOGS_NAME = "errorLogs()"  # not a name a template can write: only the function reads it
+
+
+def _nest(target: dict[str, Any], path: tuple[str, ...], leaf: dict[str, Any]) -> None:
+    for key in path[:-1]:
+        inner = target.get(key)
+        if not isinstance(inner, dict):
+            inner = target[key] = {}
+        target = inner
+    target[path[-1]] = leaf
+
+
+def _parents(values: tuple[str, ...]) -> dict[str, Any]:
+    if len(values) < 2:
+        return {}
+    parents = [{"taskrun": {"value": value}} for value in reversed(values[:-1])]
+    return {"parent": parents[0], "parents": parents}
 
 
 class TemplateError(RunnerError):
@@ -33,10 +49,23 @@ class RunTemplates:
         self.errors: list[dict[str, Any]] = []  # what errorLogs() returns: the run's ERROR log entries
         self.lock = threading.Lock()
 
-    def record(self, step_id: str, status: str, outputs: dict[str, Any], message: str = "") -> None:
+    def record(
+        self,
+        step_id: str,
+        status: str,
+        outputs: dict[str, Any],
+        message: str = "",
+        values: tuple[str, ...] = (),
+    ) -> None:
+        """A task's outputs and state; inside loops, under its loop values as Kestra keeps them
+        (`outputs.task[outer][inner]`)."""
         with self.lock:
-            self.outputs[step_id] = outputs
-            self.states[step_id] = {"state": status}
+            if values:
+                _nest(self.outputs, (step_id, *values), outputs)
+                _nest(self.states, (step_id, *values), {"state": status})
+            else:
+                self.outputs[step_id] = outputs
+                self.states[step_id] = {"state": status}
         if status in ("FAILED", "TIMED_OUT") and message:
             self.error_log(step_id, message)
 
@@ -58,7 +87,7 @@ class RunTemplates:
                 }
             )
 
-    def names(self, step: Step, attempt: int = 1) -> dict[str, Any]:
+    def names(self, step: Step | Group, attempt: int = 1, values: tuple[str, ...] = ()) -> dict[str, Any]:
         with self.lock:
             outputs = dict(self.outputs)
             states = dict(self.states)
@@ -79,7 +108,10 @@ class RunTemplates:
                 "startDate": datetime.now(UTC),
                 # the attempts before this one, as Kestra counts them (0 on the first attempt)
                 "attemptsCount": attempt - 1,
+                **({"value": values[-1]} if values else {}),
             },
+            # the loops around the task, the nearest first, as Kestra's `parent` and `parents`
+            **_parents(values),
             "task": {"id": step.id, "type": step.type_name},
         }
 

@@ -18,10 +18,13 @@ from runner.render import summary_table
 from runner.teardown.ledger import Ledger
 from tests.engine.helpers import statuses
 from tests.engine.memory_backend import MemoryBackend
-from tests.engine.test_semantics_memory import Write, execute
+from tests.engine.test_semantics_memory import Run, Write, execute
 
 S = StepStatus
 HEAD = "id: f\nnamespace: n\n"
+LOG = "io.kestra.plugin.core.log.Log"
+RETURN = "io.kestra.plugin.core.debug.Return"
+FAIL = "io.kestra.plugin.core.execution.Fail"
 
 
 @pytest.fixture
@@ -204,3 +207,123 @@ def test_the_read_only_system_label_is_the_only_one_a_flow_may_carry(tmp_path: P
     path.write_text(HEAD + "labels:\n  system.correlationId: x\n" + body, encoding="utf-8")
     with pytest.raises(InputError, match="System labels can only be set by Kestra itself"):
         load_pipeline(path)
+
+
+# the flowable tasks
+
+
+def run_flow(write: Write, backend: MemoryBackend, ledger: Ledger, tasks: str, inputs: str = "") -> Run:
+    return execute(write(HEAD + inputs + "tasks:\n" + tasks, "flow.yml"), backend, ledger)
+
+
+def test_if_runs_then_or_else_by_truthiness_and_outputs_the_result(
+    write: Write, backend: MemoryBackend, ledger: Ledger
+) -> None:
+    """If.java: the condition is rendered once and judged with TruthUtils.isTruthy; the branch not taken
+    gets no task runs; the If's output is evaluationResult."""
+    tasks = (
+        '  - id: check\n    type: io.kestra.plugin.core.flow.If\n    condition: "{{ 1 + 1 == 3 }}"\n'
+        "    then:\n      - {id: taken, type: io.kestra.plugin.core.log.Log, message: then}\n"
+        "    else:\n      - {id: other, type: io.kestra.plugin.core.log.Log, message: else}\n"
+        "  - {id: show, type: " + LOG + ", message: '{{ outputs.check.evaluationResult }}'}\n"
+    )
+    run = run_flow(write, backend, ledger, tasks)
+    assert statuses(run.result) == {"check": S.SUCCESS, "other": S.SUCCESS, "show": S.SUCCESS}
+    assert run.reporter.output("show") == ["false"]
+
+
+def test_switch_picks_the_case_of_the_rendered_value_or_the_defaults(
+    write: Write, backend: MemoryBackend, ledger: Ledger
+) -> None:
+    """Switch.java: the value is rendered and compared as text with each case key; no match runs
+    `defaults`; outputs value and defaults."""
+    tasks = (
+        '  - id: pick\n    type: io.kestra.plugin.core.flow.Switch\n    value: "{{ 40 + 2 }}"\n    cases:\n'
+        "      41: [{id: wrong, type: io.kestra.plugin.core.log.Log, message: wrong}]\n"
+        "      42: [{id: right, type: io.kestra.plugin.core.log.Log, message: right}]\n"
+        "    defaults: [{id: fallback, type: io.kestra.plugin.core.log.Log, message: fallback}]\n"
+        "  - id: none\n    type: io.kestra.plugin.core.flow.Switch\n    value: other\n    cases:\n"
+        "      a: [{id: a, type: io.kestra.plugin.core.log.Log, message: a}]\n"
+        "    defaults: [{id: default, type: io.kestra.plugin.core.log.Log, message: default}]\n"
+        "  - {id: show, type: " + LOG + ", message: '{{ outputs.pick.value }} {{ outputs.none.defaults }}'}\n"
+    )
+    run = run_flow(write, backend, ledger, tasks)
+    assert statuses(run.result) == {
+        "pick": S.SUCCESS,
+        "right": S.SUCCESS,
+        "none": S.SUCCESS,
+        "default": S.SUCCESS,
+        "show": S.SUCCESS,
+    }
+    assert run.reporter.output("show") == ["42 true"]
+
+
+def test_for_each_runs_its_tasks_per_value_with_the_value_and_keyed_outputs(
+    write: Write, backend: MemoryBackend, ledger: Ledger
+) -> None:
+    """ForEach.java: the tasks run once per value, in order (concurrencyLimit 1); `taskrun.value` is the
+    value (objects as JSON); a task's outputs are kept under the value, and the parent loop's value is
+    `parent.taskrun.value`."""
+    tasks = (
+        "  - id: outer\n    type: io.kestra.plugin.core.flow.ForEach\n    values: [x, y]\n    tasks:\n"
+        "      - id: inner\n        type: io.kestra.plugin.core.flow.ForEach\n"
+        "        values: '[1, {\"k\": 2}]'\n        tasks:\n"
+        "          - {id: item, type: "
+        + RETURN
+        + ", format: '{{ parent.taskrun.value }}/{{ taskrun.value }}'}\n"
+        "  - {id: show, type: " + LOG + ", message: \"{{ outputs.item['y']['1'].value }}\"}\n"
+    )
+    run = run_flow(write, backend, ledger, tasks)
+    assert [r.step_id for r in run.result.results if r.step_id.startswith("item")] == [
+        "item[x][1]",
+        'item[x][{"k":2}]',
+        "item[y][1]",
+        'item[y][{"k":2}]',
+    ]
+    assert run.get('item[x][{"k":2}]').outputs == {"value": 'x/{"k":2}'}
+    assert run.reporter.output("show") == ["y/1"]
+    assert run.result.exit_code == 0
+
+
+def test_a_failed_iteration_stops_the_next_ones_and_fails_the_loop(
+    write: Write, backend: MemoryBackend, ledger: Ledger
+) -> None:
+    tasks = (
+        "  - id: loop\n    type: io.kestra.plugin.core.flow.EachSequential\n"
+        "    value: [a, b, c]\n    tasks:\n"
+        "      - {id: check, type: " + FAIL + ", condition: \"{{ taskrun.value == 'b' }}\"}\n"
+    )
+    run = run_flow(write, backend, ledger, tasks)
+    assert statuses(run.result) == {
+        "loop": S.FAILED,
+        "check[a]": S.SUCCESS,
+        "check[b]": S.FAILED,
+        "check[c]": S.SKIPPED,
+    }
+    assert run.result.exit_code == 1
+
+
+def test_each_parallel_runs_the_values_at_once(write: Write, backend: MemoryBackend, ledger: Ledger) -> None:
+    tasks = (
+        "  - id: loop\n    type: io.kestra.plugin.core.flow.EachParallel\n    value: [a, b, c]\n    tasks:\n"
+        "      - {id: nap, type: io.kestra.plugin.core.flow.Sleep, duration: PT1S}\n"
+    )
+    run = run_flow(write, backend, ledger, tasks)
+    assert run.result.exit_code == 0
+    assert run.get("loop").duration < 2.5
+
+
+def test_allow_failure_wraps_tasks_whose_failure_ends_it_warning(
+    write: Write, backend: MemoryBackend, ledger: Ledger
+) -> None:
+    """AllowFailure.java: a failing task skips the rest of the block; the block ends WARNING and the
+    flow goes on (the flow ends WARNING)."""
+    tasks = (
+        "  - id: try\n    type: io.kestra.plugin.core.flow.AllowFailure\n    tasks:\n"
+        "      - {id: ko, type: io.kestra.plugin.core.execution.Fail}\n"
+        "      - {id: never, type: io.kestra.plugin.core.log.Log, message: never}\n"
+        "  - {id: next, type: io.kestra.plugin.core.log.Log, message: next}\n"
+    )
+    run = run_flow(write, backend, ledger, tasks)
+    assert statuses(run.result) == {"try": S.WARNING, "ko": S.FAILED, "never": S.SKIPPED, "next": S.SUCCESS}
+    assert run.result.status == "warning" and run.result.exit_code == 0

@@ -19,6 +19,7 @@ from runner.formats.schema import Spec, validate
 from runner.formats.source import Document, Loc
 from runner.model import (
     AssertAction,
+    Branch,
     ContainerRun,
     FailAction,
     Group,
@@ -201,7 +202,7 @@ class Compiler:
             return None
         retry = self._retry(spec.retry, (*loc, "retry")) or inherited
         if isinstance(spec, t.FlowableSpec):
-            return self._flowable(spec, loc, retry)
+            return self._flowable(spec, loc, retry, kind)
         return Step(
             id=spec.id,
             name=spec.id,
@@ -255,24 +256,51 @@ class Compiler:
             )
         self.ids[task_id] = loc
 
-    def _flowable(self, spec: t.FlowableSpec, loc: Loc, retry: Retry | None) -> Group:
+    def _flowable(self, spec: t.FlowableSpec, loc: Loc, retry: Retry | None, kind: str) -> Group:
         """A flowable has a state of its own, from its children's; a retry on it retries the runnable
         task inside that fails, as Kestra's executor does."""
-        parallel = isinstance(spec, t.ParallelSpec)
+        parallel = isinstance(spec, t.ParallelSpec | t.EachParallelSpec)
         fail_fast = isinstance(spec, t.ParallelSpec) and (spec.fail_fast or spec.on_child_failure == "FAIL")
+        shape: dict[str, Any] = {}
+        match spec:
+            case t.IfSpec():
+                shape = {
+                    "choose": spec.condition,
+                    "truthy": True,
+                    "branches": (
+                        Branch(when="true", steps=self._tasks(spec.then, (*loc, "then"), retry)),
+                        Branch(when=None, steps=self._tasks(spec.else_, (*loc, "else"), retry)),
+                    ),
+                }
+            case t.SwitchSpec():
+                cases = tuple(
+                    Branch(when=key, steps=self._tasks(tasks, (*loc, "cases", key), retry))
+                    for key, tasks in spec.cases.items()
+                )
+                default = Branch(when=None, steps=self._tasks(spec.defaults, (*loc, "defaults"), retry))
+                shape = {"choose": spec.value, "branches": (*cases, default)}
+            case t.ForEachSpec():
+                shape = {"each": _values(spec.values), "concurrency": spec.concurrency_limit}
+            case t.EachParallelSpec():
+                shape = {"each": _values(spec.value), "concurrency": spec.concurrent}
+            case t.EachSequentialSpec():
+                shape = {"each": _values(spec.value), "concurrency": 1}
+            case t.ParallelSpec():
+                shape = {"concurrency": spec.concurrent}
         return Group(
             id=spec.id,
             name=spec.id,
             steps=self._tasks(spec.tasks, (*loc, "tasks"), retry),
             parallel=parallel,
-            concurrency=spec.concurrent if isinstance(spec, t.ParallelSpec) else 0,
             fail_fast=fail_fast,
             start_after_failure=False,
             errors=self._tasks(spec.errors, (*loc, "errors"), retry),
             finally_=self._tasks(spec.finally_, (*loc, "finally"), retry),
-            allow_failure=spec.allow_failure,
+            allow_failure=spec.allow_failure or isinstance(spec, t.AllowFailureSpec),
             allow_warning=spec.allow_warning,
             reported=True,
+            type_name=kind,
+            **shape,
         )
 
     def _action(self, spec: t.TaskSpec, loc: Loc) -> Any:
@@ -456,6 +484,15 @@ class Compiler:
             max_duration=self._duration(spec.max_duration, (*loc, "maxDuration")),
             warning_on_retry=spec.warning_on_retry,
         )
+
+
+def _values(values: str | list[Any]) -> str:
+    """A loop's values as the text the engine renders: an expression as written, a YAML list as JSON."""
+    if isinstance(values, str):
+        return values
+    import json
+
+    return json.dumps(values)
 
 
 def _field(key: str) -> str:

@@ -18,6 +18,12 @@ PARALLEL = "io.kestra.plugin.core.flow.Parallel"
 DOCKER_RUN = "io.kestra.plugin.docker.cli.Run"
 DOCKER_STOP = "io.kestra.plugin.docker.cli.Stop"
 SHELL_COMMANDS = "io.kestra.plugin.scripts.shell.Commands"
+IF = "io.kestra.plugin.core.flow.If"
+SWITCH = "io.kestra.plugin.core.flow.Switch"
+FOR_EACH = "io.kestra.plugin.core.flow.ForEach"
+EACH_SEQUENTIAL = "io.kestra.plugin.core.flow.EachSequential"
+EACH_PARALLEL = "io.kestra.plugin.core.flow.EachParallel"
+ALLOW_FAILURE = "io.kestra.plugin.core.flow.AllowFailure"
 REDIS_SET = "io.kestra.plugin.redis.string.Set"
 REDIS_GET = "io.kestra.plugin.redis.string.Get"
 REDIS_DELETE = "io.kestra.plugin.redis.string.Delete"
@@ -30,6 +36,12 @@ ALIASES = {
     "io.kestra.core.tasks.debugs.Return": RETURN,
     "io.kestra.core.tasks.flows.Sequential": SEQUENTIAL,
     "io.kestra.core.tasks.flows.Parallel": PARALLEL,
+    "io.kestra.core.tasks.flows.If": IF,
+    "io.kestra.core.tasks.flows.Switch": SWITCH,
+    "io.kestra.core.tasks.flows.ForEach": FOR_EACH,
+    "io.kestra.core.tasks.flows.EachSequential": EACH_SEQUENTIAL,
+    "io.kestra.core.tasks.flows.EachParallel": EACH_PARALLEL,
+    "io.kestra.core.tasks.flows.AllowFailure": ALLOW_FAILURE,
     "io.kestra.plugin.docker.Run": DOCKER_RUN,
     "io.kestra.plugin.docker.Stop": DOCKER_STOP,
     "io.kestra.core.tasks.scripts.Bash": SHELL_COMMANDS,
@@ -119,6 +131,60 @@ class ParallelSpec(FlowableSpec):
     fail_fast: bool = Field(default=False, alias="failFast")
     # Kestra 2: FAIL interrupts the running siblings when one fails; CONTINUE lets them end
     on_child_failure: Literal["FAIL", "CONTINUE"] | None = Field(default=None, alias="onChildFailure")
+
+
+def _text_or_list(cls: Any, value: Any) -> Any:
+    """A condition or values written as YAML (a boolean, a list) rather than as an expression."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return value
+
+
+class IfSpec(FlowableSpec):
+    condition: str
+    then: list[dict[str, Any]] = Field(min_length=1)
+    else_: list[dict[str, Any]] = Field(default_factory=list, alias="else")
+
+    _condition = field_validator("condition", mode="before")(_text_or_list)
+
+
+class SwitchSpec(FlowableSpec):
+    value: str
+    cases: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+    defaults: list[dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("cases", mode="before")
+    @classmethod
+    def _keys(cls, value: Any) -> Any:
+        # YAML reads `true:` or `1:` as a boolean or a number; Kestra compares the rendered text
+        if isinstance(value, dict):
+            return {_case_key(key): tasks for key, tasks in value.items()}
+        return value
+
+    _value = field_validator("value", mode="before")(_text_or_list)
+
+
+def _case_key(key: Any) -> str:
+    return str(key).lower() if isinstance(key, bool) else str(key)
+
+
+class ForEachSpec(FlowableSpec):
+    tasks: list[dict[str, Any]] = Field(min_length=1)
+    values: str | list[Any]
+    concurrency_limit: int = Field(default=1, alias="concurrencyLimit", ge=0)
+
+
+class EachSequentialSpec(FlowableSpec):
+    tasks: list[dict[str, Any]] = Field(min_length=1)
+    value: str | list[Any]
+
+
+class EachParallelSpec(EachSequentialSpec):
+    concurrent: int = Field(default=0, ge=0)
+
+
+class AllowFailureSpec(FlowableSpec):
+    tasks: list[dict[str, Any]] = Field(min_length=1)
 
 
 class MemorySpec(Spec):
@@ -249,6 +315,12 @@ SPECS: dict[str, type[TaskSpec]] = {
     RETURN: ReturnSpec,
     SEQUENTIAL: FlowableSpec,
     PARALLEL: ParallelSpec,
+    IF: IfSpec,
+    SWITCH: SwitchSpec,
+    FOR_EACH: ForEachSpec,
+    EACH_SEQUENTIAL: EachSequentialSpec,
+    EACH_PARALLEL: EachParallelSpec,
+    ALLOW_FAILURE: AllowFailureSpec,
     DOCKER_RUN: DockerRunSpec,
     DOCKER_STOP: DockerStopSpec,
     SHELL_COMMANDS: ShellCommandsSpec,
