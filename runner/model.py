@@ -186,6 +186,20 @@ class ReturnAction(Frozen):
     format: str = ""
 
 
+class ValuesAction(Frozen):
+    """Outputs named values, rendered (Kestra's OutputValues): `outputs.ID.values.NAME`."""
+
+    kind: Literal["values"] = "values"
+    values: dict[str, Any] = Field(default_factory=dict)
+
+
+class ExitAction(Frozen):
+    """Ends the run in this state: what has not started does not start (`finally` still runs)."""
+
+    kind: Literal["exit"] = "exit"
+    state: Literal["SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELED"] = "SUCCESS"
+
+
 class RedisAction(Frozen):
     """A Redis string command run by the runner itself, not in a container."""
 
@@ -208,6 +222,8 @@ Action = Annotated[
     | SleepAction
     | AssertAction
     | ReturnAction
+    | ValuesAction
+    | ExitAction
     | RedisAction,
     Field(discriminator="kind"),
 ]
@@ -341,6 +357,7 @@ class Pipeline(Frozen):
     cleanup_failures_fail_run: bool = True  # False: only services and steps decide the run's state
     templating: Templating | None = None
     secrets: tuple[str, ...] = ()  # values to mask in every log line, besides the run's own
+    outputs: dict[str, str] = Field(default_factory=dict)  # id -> expression, rendered when the run ends
     warnings: tuple[LoadWarning, ...] = ()
 
     def all_steps(self) -> tuple[Step, ...]:

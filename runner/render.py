@@ -129,7 +129,11 @@ class ConsoleReporter:
             self.console.print(f"[dim]step logs: {escape(result.log_dir)}[/dim]")
         if result.resources and result.resources.kept:
             self.console.print(f"remove them with: runner cleanup --run {result.run_id}")
+        for output_id, value in result.outputs.items():
+            self.console.print(f"output {escape(output_id)} = {escape(str(value))}")
         outcome = {
+            "killed": "[red]was killed by the flow[/red]",
+            "cancelled": "[red]was cancelled by the flow[/red]",
             "success": "[green]succeeded[/green]",
             "failed": "[red]failed[/red]",
             "interrupted": "[yellow]was interrupted[/yellow]",

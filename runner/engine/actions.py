@@ -89,6 +89,8 @@ class Actions:
             engine_host=self.run.backend.info().published_host,
         )
         result = run_builtin(action, context)
+        if result.exit_state is not None:
+            self.run.exit_state = result.exit_state
         return Outcome(result.status, None, result.message, outputs=result.outputs)
 
     def _container(

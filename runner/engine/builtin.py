@@ -13,9 +13,27 @@ from typing import Any
 from runner.durations import iso_duration
 from runner.engine.status import StepStatus
 from runner.errors import RunnerError
-from runner.model import AssertAction, FailAction, LogAction, RedisAction, ReturnAction, SleepAction
+from runner.model import (
+    AssertAction,
+    ExitAction,
+    FailAction,
+    LogAction,
+    RedisAction,
+    ReturnAction,
+    SleepAction,
+    ValuesAction,
+)
 
-BuiltinAction = LogAction | FailAction | SleepAction | AssertAction | ReturnAction | RedisAction
+BuiltinAction = (
+    LogAction
+    | FailAction
+    | SleepAction
+    | AssertAction
+    | ReturnAction
+    | ValuesAction
+    | ExitAction
+    | RedisAction
+)
 ENGINE_HOST_NAMES = ("host.docker.internal",)  # in a container: the engine's host
 LOOPBACK_NAMES = ("localhost", "127.0.0.1")
 NO_PASSWORD = "without any password configured"
@@ -26,6 +44,7 @@ class BuiltinResult:
     status: StepStatus
     message: str = ""
     outputs: dict[str, Any] = field(default_factory=dict)
+    exit_state: str | None = None  # the run ends in this state
 
 
 @dataclass(frozen=True)
@@ -45,6 +64,8 @@ def run_builtin(action: BuiltinAction, context: BuiltinContext) -> BuiltinResult
         "sleep": _sleep,
         "assert": _assert,
         "return": _return,
+        "values": _values,
+        "exit": _exit,
         "redis": _redis,
     }
     return runners[action.kind](action, context)
@@ -108,6 +129,24 @@ def _return(action: ReturnAction, context: BuiltinContext) -> BuiltinResult:
     value = context.render(action.format)
     context.log(value)
     return BuiltinResult(StepStatus.SUCCESS, outputs={"value": value})
+
+
+def _values(action: ValuesAction, context: BuiltinContext) -> BuiltinResult:
+    def render(value: Any) -> Any:
+        if isinstance(value, str):
+            return context.render(value)
+        if isinstance(value, dict):
+            return {key: render(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [render(item) for item in value]
+        return value
+
+    return BuiltinResult(StepStatus.SUCCESS, outputs={"values": render(action.values)})
+
+
+def _exit(action: ExitAction, context: BuiltinContext) -> BuiltinResult:
+    context.log(f"the flow ends here, {action.state}")
+    return BuiltinResult(StepStatus.SUCCESS, exit_state=action.state)
 
 
 # Redis

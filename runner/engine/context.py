@@ -107,6 +107,7 @@ class RunContext:
         self.artifacts = ArtifactStore(ledger.directory / "artifacts" / self.run_id)
         self.deadline: float | None = None
         self.paused = False
+        self.exit_state: str | None = None  # set by an exit action: nothing more starts, the run ends so
         self.templates = RunTemplates(pipeline.templating, self.run_id) if pipeline.templating else None
         self.shared = SharedVariables(options.secrets)
         self.depths = depths(pipeline)
@@ -114,7 +115,7 @@ class RunContext:
     def stopping(self, block: Block) -> bool:
         if block in (Block.FINALLY, Block.AFTER):
             return self.interrupts.abandon_finally
-        return self.interrupts.interrupted
+        return self.interrupts.interrupted or self.exit_state is not None
 
     def record(self, step: Step | Group, result: StepResult) -> None:
         result.depth = self.depths.get(step.id, 0)

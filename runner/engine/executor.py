@@ -16,6 +16,7 @@ from runner.engine.interrupts import Interrupts
 from runner.engine.scheduling import Scheduler
 from runner.engine.status import Block, ResourceSummary, RunResult, StepResult, StepStatus
 from runner.engine.steps import ARTIFACT_DAYS, StepRunner
+from runner.engine.templating import TemplateError
 from runner.errors import InputError, ResourceGone, RunnerError
 from runner.model import WORKSPACE, ContainerRun, Mount, Pipeline
 from runner.teardown.labels import Owner
@@ -48,6 +49,7 @@ class Executor:
         self.scheduler = Scheduler(self.context, self.steps)
         self.session_lease: GuardedLease | None = None
         self.guard = "none (this run is not guarded)"
+        self.outputs: dict[str, object] = {}
 
     @property
     def run_id(self) -> str:
@@ -165,6 +167,8 @@ class Executor:
             deciding_blocks=None
             if self.pipeline.cleanup_failures_fail_run
             else (Block.SERVICES, Block.STEPS),
+            exit_state=self.context.exit_state,
+            outputs=self.outputs,
         )
 
     def _before_work(self, lease: GuardedLease | None) -> None:
@@ -181,15 +185,32 @@ class Executor:
     def _phases(self, lease: GuardedLease | None) -> None:
         self._before_work(lease)
         failed = self._main_phase()
-        if failed and not self.context.interrupts.interrupted:
+        if failed and not self.context.interrupts.interrupted and self.context.exit_state is None:
             self.scheduler.run_block(Block.ERRORS, self.pipeline.errors)
         self.scheduler.run_block(Block.FINALLY, self.pipeline.finally_)
+        self._render_outputs()
         if self.pipeline.after:
             if self.context.templates is not None:
                 self.context.templates.state = self._state().upper()
             self.scheduler.run_block(
                 Block.AFTER, self.pipeline.after, lambda: self.context.interrupts.abandon_finally
             )
+
+    def _render_outputs(self) -> None:
+        """The pipeline's outputs, rendered once the run has its results; one that cannot be rendered
+        fails the run, as in Kestra."""
+        templates = self.context.templates
+        if templates is None or not self.pipeline.outputs:
+            return
+        names = templates.names(None)
+        for output_id, expression in self.pipeline.outputs.items():
+            try:
+                self.outputs[output_id] = templates.render(expression, names)
+            except TemplateError as exc:
+                message = f"output '{output_id}' could not be rendered: {exc.message}"
+                self.context.results.append(
+                    StepResult("outputs", "outputs", Block.STEPS, StepStatus.FAILED, message=message)
+                )
 
     def _state(self) -> str:
         return self._result(None).status

@@ -226,8 +226,14 @@ class Scheduler:
             if should_stop() or failed:
                 self.skip(block, nodes[index:])
                 break
+            if isinstance(node, Step) and self._waits_for_a_click(node, block):
+                self._pause(block, node, nodes[index + 1 :])  # a Pause inside a group pauses the run too
+                break
             if isinstance(node, Group):
                 failed = self.run_group(node, block, should_stop)
+                if self.run.paused and block is Block.STEPS:
+                    self.skip(block, nodes[index + 1 :])
+                    break
             else:
                 result = self.steps.execute(node, block, should_stop)
                 failed = result.fails_run or result.status is StepStatus.STOPPED

@@ -69,9 +69,13 @@ class RunResult:
     deciding_blocks: tuple[Block, ...] | None = None  # None: every block decides the run's state
     log_dir: str = ""
     guard: str = ""  # what would remove the run's resources had this process died
+    exit_state: str | None = None  # the state an exit step ended the run in
+    outputs: dict[str, object] = field(default_factory=dict)  # the pipeline's outputs, rendered at the end
 
     @property
     def failed(self) -> bool:
+        if self.exit_state is not None:
+            return self.exit_state in ("FAILED", "KILLED", "CANCELED")
         deciding = self.deciding_blocks
         return any(r.fails_run for r in self.results if deciding is None or r.block in deciding)
 
@@ -84,6 +88,8 @@ class RunResult:
     @property
     def warned(self) -> bool:
         """A step or group ended WARNING (an allowed failure, a success after a retry): exit 0."""
+        if self.exit_state is not None:
+            return self.exit_state == "WARNING"
         deciding = self.deciding_blocks
         return any(
             r.status is StepStatus.WARNING for r in self.results if deciding is None or r.block in deciding
@@ -99,6 +105,8 @@ class RunResult:
     def status(self) -> str:
         if self.interrupted:
             return "interrupted"
+        if self.exit_state in ("KILLED", "CANCELED"):
+            return "killed" if self.exit_state == "KILLED" else "cancelled"
         if self.failed:
             return "failed"
         if self.warned:

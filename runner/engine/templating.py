@@ -87,12 +87,15 @@ class RunTemplates:
                 }
             )
 
-    def names(self, step: Step | Group, attempt: int = 1, values: tuple[str, ...] = ()) -> dict[str, Any]:
+    def names(
+        self, step: Step | Group | None, attempt: int = 1, values: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
+        """What an expression can name; without a step (the pipeline's own outputs), no task names."""
         with self.lock:
             outputs = dict(self.outputs)
             states = dict(self.states)
             errors = list(self.errors[:ERROR_LOGS])
-        return {
+        names: dict[str, Any] = {
             **self.templating.names,
             ERROR_LOGS_NAME: errors,
             "outputs": outputs,
@@ -103,6 +106,11 @@ class RunTemplates:
                 "state": self.state,
                 "startDate": self.started,
             },
+        }
+        if step is None:
+            return names
+        return {
+            **names,
             "taskrun": {
                 "id": f"{self.run_id}-{step.id}",
                 "startDate": datetime.now(UTC),

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from runner.engine import reuse
+from runner.engine.selection import triggered
 from runner.engine.status import StepStatus
 from runner.errors import InputError
 from runner.formats import load_pipeline
@@ -25,6 +27,7 @@ HEAD = "id: f\nnamespace: n\n"
 LOG = "io.kestra.plugin.core.log.Log"
 RETURN = "io.kestra.plugin.core.debug.Return"
 FAIL = "io.kestra.plugin.core.execution.Fail"
+STATUS = "io.kestra.plugin.core.condition.ExecutionStatusCondition"
 
 
 @pytest.fixture
@@ -327,3 +330,128 @@ def test_allow_failure_wraps_tasks_whose_failure_ends_it_warning(
     run = run_flow(write, backend, ledger, tasks)
     assert statuses(run.result) == {"try": S.WARNING, "ko": S.FAILED, "never": S.SKIPPED, "next": S.SUCCESS}
     assert run.result.status == "warning" and run.result.exit_code == 0
+
+
+def test_output_values_exit_listeners_and_flow_outputs(
+    write: Write, backend: MemoryBackend, ledger: Ledger
+) -> None:
+    """OutputValues.java: `outputs.ID.values.NAME`, strings rendered. Exit (Kestra's docs): what has not
+    started does not start, and the execution ends in the given state; `finally` still runs here.
+    Flow outputs are rendered when the execution ends. Listeners (deprecated) run once it has ended,
+    when their ExecutionStatusCondition holds."""
+    path = write(
+        HEAD
+        + "tasks:\n"
+        + "  - id: vals\n    type: io.kestra.plugin.core.output.OutputValues\n"
+        + "    values: {greeting: 'hi {{ flow.id }}', count: 3}\n"
+        + "  - id: seq\n    type: io.kestra.plugin.core.flow.Sequential\n    tasks:\n"
+        + "      - {id: stop, type: io.kestra.plugin.core.execution.Exit, state: WARNING}\n"
+        + "      - {id: never, type: "
+        + LOG
+        + ", message: never}\n"
+        + "  - {id: never2, type: "
+        + LOG
+        + ", message: never}\n"
+        + "errors:\n  - {id: not_an_error, type: "
+        + LOG
+        + ", message: never}\n"
+        + "finally:\n  - {id: fin, type: "
+        + LOG
+        + ", message: '{{ outputs.vals.values.greeting }}'}\n"
+        + "outputs:\n  - {id: summary, type: STRING, value: '{{ outputs.vals.values.count }} greetings'}\n"
+        + "listeners:\n"
+        + "  - conditions: [{type: "
+        + STATUS
+        + ", in: [WARNING]}]\n"
+        + "    tasks: [{id: heard, type: "
+        + LOG
+        + ", message: 'heard {{ execution.state }}'}]\n"
+        + "  - conditions: [{type: "
+        + STATUS
+        + ", in: [FAILED]}]\n"
+        + "    tasks: [{id: unheard, type: "
+        + LOG
+        + ", message: never}]\n",
+        "flow.yml",
+    )
+    run = execute(path, backend, ledger)
+    assert run.get("vals").outputs == {"values": {"greeting": "hi f", "count": 3}}
+    assert statuses(run.result) == {
+        "vals": S.SUCCESS,
+        "seq": S.SUCCESS,
+        "stop": S.SUCCESS,
+        "never": S.SKIPPED,
+        "never2": S.SKIPPED,
+        "fin": S.SUCCESS,
+        "heard": S.SUCCESS,
+        "unheard": S.SKIPPED,
+    }
+    assert run.result.status == "warning" and run.result.exit_code == 0
+    assert run.result.outputs == {"summary": "3 greetings"}
+    assert run.reporter.output("heard") == ["heard WARNING"]
+
+
+def test_exit_failed_fails_the_run_without_its_errors_block(
+    write: Write, backend: MemoryBackend, ledger: Ledger
+) -> None:
+    tasks = (
+        "  - {id: stop, type: io.kestra.plugin.core.execution.Exit, state: FAILED}\n"
+        "  - {id: never, type: " + LOG + ", message: never}\n"
+    )
+    run = run_flow(write, backend, ledger, tasks)
+    assert statuses(run.result) == {"stop": S.SUCCESS, "never": S.SKIPPED}
+    assert run.result.status == "failed" and run.result.exit_code == 1
+
+
+def test_a_flow_output_that_cannot_be_rendered_fails_the_run(
+    write: Write, backend: MemoryBackend, ledger: Ledger
+) -> None:
+    """Kestra's executor: outputs that fail to render at the end make the execution FAILED."""
+    path = write(
+        HEAD
+        + "tasks:\n  - {id: t, type: "
+        + LOG
+        + ", message: hi}\n"
+        + "outputs:\n  - {id: broken, type: STRING, value: '{{ outputs.missing.value }}'}\n",
+        "flow.yml",
+    )
+    run = execute(path, backend, ledger)
+    assert run.result.exit_code == 1
+    assert "output 'broken' could not be rendered" in run.get("outputs").message
+
+
+def test_a_pause_without_a_duration_pauses_the_run_and_a_resume_goes_on_after_it(
+    write: Write, backend: MemoryBackend, ledger: Ledger
+) -> None:
+    """Pause.java: with no delay, the execution waits to be resumed. Here, with no terminal to ask, the
+    run pauses before it; a resume runs it and what follows; a Pause with a duration only waits."""
+    path = write(
+        HEAD
+        + "tasks:\n"
+        + "  - {id: nap, type: io.kestra.plugin.core.flow.Pause, pauseDuration: PT0.1S}\n"
+        + "  - id: seq\n    type: io.kestra.plugin.core.flow.Sequential\n    tasks:\n"
+        + "      - {id: approve, type: io.kestra.plugin.core.flow.Pause}\n"
+        + "      - {id: after, type: "
+        + LOG
+        + ", message: approved}\n"
+        + "  - {id: last, type: "
+        + LOG
+        + ", message: last}\n",
+        "flow.yml",
+    )
+    first = execute(path, backend, ledger)
+    assert statuses(first.result) == {
+        "nap": S.SUCCESS,
+        "seq": S.PAUSED,
+        "approve": S.PAUSED,
+        "after": S.SKIPPED,
+        "last": S.SKIPPED,
+    }
+    assert first.result.status == "paused" and first.result.exit_code == 0
+    pipe = load_pipeline(path)
+    parent = ledger.run(first.result.run_id)
+    assert parent is not None
+    continuation = reuse.resume(ledger, pipe, parent)
+    second = execute(triggered(pipe, continuation.triggered), backend, ledger, carried=continuation.carried)
+    assert second.reporter.order == ["approve", "after", "last"]
+    assert second.result.exit_code == 0

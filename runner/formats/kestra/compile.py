@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from runner.durations import iso_duration
 from runner.errors import InputError
@@ -21,6 +21,7 @@ from runner.model import (
     AssertAction,
     Branch,
     ContainerRun,
+    ExitAction,
     FailAction,
     Group,
     LoadWarning,
@@ -38,6 +39,7 @@ from runner.model import (
     Step,
     StopAction,
     Templating,
+    ValuesAction,
 )
 
 FLOW_ID = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$")
@@ -50,11 +52,35 @@ IGNORED_FLOW_KEYS = (
     "triggers",
     "pluginDefaults",
     "concurrency",
-    "outputs",
     "sla",
     "checks",
     "listeners",
 )
+
+
+class FlowOutputSpec(Spec):
+    id: str
+    type: str = "STRING"
+    value: Any
+    description: str | None = None
+    display_name: str | None = Field(default=None, alias="displayName")
+    required: bool | None = None
+
+
+class ConditionSpec(Spec):
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+
+    type: str
+    in_: list[str] | None = Field(default=None, alias="in")
+    not_in: list[str] | None = Field(default=None, alias="notIn")
+
+
+class ListenerSpec(Spec):
+    """Kestra's deprecated listeners: tasks run once the execution has ended, when their conditions hold."""
+
+    description: str | None = None
+    conditions: list[ConditionSpec] = Field(default_factory=list)
+    tasks: list[dict[str, Any]] = Field(min_length=1)
 
 
 class FlowSpec(Spec):
@@ -75,11 +101,11 @@ class FlowSpec(Spec):
     triggers: Any = None
     plugin_defaults: Any = Field(default=None, alias="pluginDefaults")
     concurrency: Any = None
-    outputs: Any = None
+    outputs: list[FlowOutputSpec] | None = None
     retry: t.RetrySpec | None = None
     sla: Any = None
     checks: Any = None
-    listeners: Any = None
+    listeners: list[ListenerSpec] | None = None
     worker_group: Any = Field(default=None, alias="workerGroup")
 
     @field_validator("id", "namespace", mode="before")
@@ -135,7 +161,11 @@ class Compiler:
             steps=self._tasks(flow.tasks, ("tasks",), retry),
             errors=self._tasks(flow.errors, ("errors",), retry),
             finally_=self._tasks(flow.finally_, ("finally",), retry),
-            after=self._tasks(flow.after_execution, ("afterExecution",), retry),
+            after=(
+                *self._listeners(flow.listeners),
+                *self._tasks(flow.after_execution, ("afterExecution",), retry),
+            ),
+            outputs={output.id: _output_text(output.value) for output in flow.outputs or []},
             workspace=False,
             cleanup_failures_fail_run=False,
             templating=Templating(names=names),
@@ -186,6 +216,36 @@ class Compiler:
 
     # tasks
 
+    def _listeners(self, listeners: list[ListenerSpec] | None) -> tuple[Node, ...]:
+        """Listener tasks run after the execution ends, before afterExecution, as Kestra ran them; an
+        execution-status condition becomes the task's runIf."""
+        nodes: list[Node] = []
+        for index, listener in enumerate(listeners or []):
+            loc: Loc = ("listeners", index)
+            run_if = self._listener_condition(listener.conditions, loc)
+            for node in self._tasks(listener.tasks, (*loc, "tasks")):
+                nodes.append(
+                    node.model_copy(update={"run_if": run_if}) if isinstance(node, Step) and run_if else node
+                )
+        return tuple(nodes)
+
+    def _listener_condition(self, conditions: list[ConditionSpec], loc: Loc) -> str | None:
+        tests: list[str] = []
+        for index, condition in enumerate(conditions):
+            if condition.type.endswith("ExecutionStatusCondition") or condition.type.endswith(
+                "ExecutionStatus"
+            ):
+                if condition.in_:
+                    tests.append(f"({_pebble_list(condition.in_)} contains execution.state)")
+                if condition.not_in:
+                    tests.append(f"not ({_pebble_list(condition.not_in)} contains execution.state)")
+            else:
+                self.warn(
+                    (*loc, "conditions", index),
+                    f"the listener condition {condition.type} is not evaluated here",
+                )
+        return "{{ " + " and ".join(tests) + " }}" if tests else None
+
     def _tasks(self, raw: list[dict[str, Any]], loc: Loc, retry: Retry | None = None) -> tuple[Node, ...]:
         """`retry` is the nearest one above: a parent flowable's, else the flow's."""
         nodes = [self._task(item, (*loc, index), retry) for index, item in enumerate(raw)]
@@ -203,6 +263,7 @@ class Compiler:
         retry = self._retry(spec.retry, (*loc, "retry")) or inherited
         if isinstance(spec, t.FlowableSpec):
             return self._flowable(spec, loc, retry, kind)
+        pause = isinstance(spec, t.PauseSpec) and not (spec.delay or spec.pause_duration)
         return Step(
             id=spec.id,
             name=spec.id,
@@ -215,6 +276,9 @@ class Compiler:
             run_if=spec.run_if,
             retry=retry,
             output_aliases=CONTAINER_ID_OUTPUT if kind in (t.DOCKER_RUN, t.SHELL_COMMANDS) else {},
+            # a Pause with no duration waits to be resumed: asked on a terminal, else the run pauses
+            # there and `runner run --resume` goes on after it
+            manual=pause,
         )
 
     def _type(self, raw: dict[str, Any], loc: Loc) -> str:
@@ -324,6 +388,19 @@ class Compiler:
                 return AssertAction(conditions=tuple(spec.conditions), message=spec.error_message)
             case t.ReturnSpec():
                 return ReturnAction(format=spec.format)
+            case t.OutputValuesSpec():
+                return ValuesAction(values=spec.values)
+            case t.ExitSpec():
+                return ExitAction(state=spec.state)
+            case t.PauseSpec():
+                duration = spec.pause_duration or spec.delay
+                if duration is not None:
+                    return SleepAction(duration=duration)
+                if spec.on_resume:
+                    self.warn(
+                        (*loc, "onResume"), "onResume inputs are not asked for here: the flow just goes on"
+                    )
+                return LogAction(messages=("resumed",))
             case t.DockerRunSpec():
                 return self._docker_run(spec, loc)
             case t.DockerStopSpec():
@@ -484,6 +561,18 @@ class Compiler:
             max_duration=self._duration(spec.max_duration, (*loc, "maxDuration")),
             warning_on_retry=spec.warning_on_retry,
         )
+
+
+def _output_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    import json
+
+    return json.dumps(value)
+
+
+def _pebble_list(states: list[str]) -> str:
+    return "[" + ", ".join(f"'{state}'" for state in states) + "]"
 
 
 def _values(values: str | list[Any]) -> str:

@@ -24,6 +24,9 @@ FOR_EACH = "io.kestra.plugin.core.flow.ForEach"
 EACH_SEQUENTIAL = "io.kestra.plugin.core.flow.EachSequential"
 EACH_PARALLEL = "io.kestra.plugin.core.flow.EachParallel"
 ALLOW_FAILURE = "io.kestra.plugin.core.flow.AllowFailure"
+PAUSE = "io.kestra.plugin.core.flow.Pause"
+EXIT = "io.kestra.plugin.core.execution.Exit"
+OUTPUT_VALUES = "io.kestra.plugin.core.output.OutputValues"
 REDIS_SET = "io.kestra.plugin.redis.string.Set"
 REDIS_GET = "io.kestra.plugin.redis.string.Get"
 REDIS_DELETE = "io.kestra.plugin.redis.string.Delete"
@@ -42,6 +45,7 @@ ALIASES = {
     "io.kestra.core.tasks.flows.EachSequential": EACH_SEQUENTIAL,
     "io.kestra.core.tasks.flows.EachParallel": EACH_PARALLEL,
     "io.kestra.core.tasks.flows.AllowFailure": ALLOW_FAILURE,
+    "io.kestra.core.tasks.flows.Pause": PAUSE,
     "io.kestra.plugin.docker.Run": DOCKER_RUN,
     "io.kestra.plugin.docker.Stop": DOCKER_STOP,
     "io.kestra.core.tasks.scripts.Bash": SHELL_COMMANDS,
@@ -187,6 +191,22 @@ class AllowFailureSpec(FlowableSpec):
     tasks: list[dict[str, Any]] = Field(min_length=1)
 
 
+class PauseSpec(TaskSpec):
+    delay: str | None = None  # the older name of pauseDuration
+    pause_duration: str | None = Field(default=None, alias="pauseDuration")
+    timeout: str | None = None
+    behavior: Literal["RESUME", "WARN", "FAIL", "CANCEL"] = "RESUME"
+    on_resume: list[Any] | None = Field(default=None, alias="onResume")
+
+
+class ExitSpec(TaskSpec):
+    state: Literal["SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELED"] = "SUCCESS"
+
+
+class OutputValuesSpec(TaskSpec):
+    values: dict[str, Any] = Field(default_factory=dict)
+
+
 class MemorySpec(Spec):
     memory: str | int | None = None
     memory_swap: str | int | None = Field(default=None, alias="memorySwap")
@@ -321,6 +341,9 @@ SPECS: dict[str, type[TaskSpec]] = {
     EACH_SEQUENTIAL: EachSequentialSpec,
     EACH_PARALLEL: EachParallelSpec,
     ALLOW_FAILURE: AllowFailureSpec,
+    PAUSE: PauseSpec,
+    EXIT: ExitSpec,
+    OUTPUT_VALUES: OutputValuesSpec,
     DOCKER_RUN: DockerRunSpec,
     DOCKER_STOP: DockerStopSpec,
     SHELL_COMMANDS: ShellCommandsSpec,
