@@ -293,6 +293,9 @@ class Group(Frozen):
     truthy: bool = False  # with `choose`: pick by truthiness, the branch "true" or the default one
     branches: tuple[Branch, ...] = ()
     each: str | None = None  # an expression (or a JSON list): `steps` run once per value
+    # node id -> the ids it waits for: the group's nodes start as soon as what they wait for has passed
+    depends: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    working_dir: str | None = None  # the containers of the group share a volume here, their workdir
 
     def children(self) -> tuple[Node, ...]:
         """Every node the group may run, whichever branch it takes."""

@@ -11,7 +11,8 @@ from dataclasses import replace
 from runner.engine.artifacts import bundles
 from runner.engine.builtin import BuiltinAction, BuiltinContext, run_builtin
 from runner.engine.container_step import Outcome, StepContext, run_container, start_sidecars
-from runner.engine.context import LOOP_VALUES, RunContext, StopCheck
+from runner.engine.context import RunContext, StopCheck
+from runner.engine.frames import WORKING_DIR
 from runner.engine.status import Block, StepStatus
 from runner.engine.variables import expand, parse, read_file
 from runner.errors import ImageUnavailable, RunnerError
@@ -50,12 +51,20 @@ class Actions:
     def act(self, step: Step, block: Block, should_stop: StopCheck, attempt: int = 1) -> Outcome:
         action = step.action
         if self.run.templates is not None:
-            names = self.run.templates.names(step, attempt, LOOP_VALUES.get())
+            names = self.run.templates.names(step, attempt)
             action = self.run.templates.render_fields(action, names)
         if isinstance(action, StopAction):
             return self._stop(action)
         if not isinstance(action, ContainerRun):
             return self._builtin(step, action, should_stop, attempt)
+        shared_dir = WORKING_DIR.get()
+        if shared_dir is not None:  # in a group whose containers share their working directory
+            action = action.model_copy(
+                update={
+                    "mounts": (*action.mounts, shared_dir),
+                    "workdir": action.workdir or shared_dir.target,
+                }
+            )
         try:
             return self._container(step, action, block, should_stop)
         finally:
@@ -66,11 +75,7 @@ class Actions:
         templates = self.run.templates
 
         def render_text(text: str) -> str:
-            return (
-                templates.render(text, templates.names(step, attempt, LOOP_VALUES.get()))
-                if templates
-                else text
-            )
+            return templates.render(text, templates.names(step, attempt)) if templates else text
 
         def log(line: str) -> None:
             line = self.run.mask(line)

@@ -8,12 +8,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from runner.backend.base import Backend
 from runner.engine.artifacts import ArtifactStore
 from runner.engine.events import Reporter
+from runner.engine.frames import LOOP_VALUES
 from runner.engine.images import ImageResolver
 from runner.engine.interrupts import Interrupts
 from runner.engine.reuse import CarriedStep
@@ -24,10 +24,6 @@ from runner.engine.workspace import SourceTree
 from runner.model import ContainerRun, Group, Mount, Node, Pipeline, Step
 from runner.teardown.ledger import Ledger
 from runner.teardown.manager import TeardownManager
-
-# the values of the loops (ForEach) around what runs now, the outermost first: set by the scheduler for an
-# iteration, read where a result is recorded and where expressions are rendered
-LOOP_VALUES: ContextVar[tuple[str, ...]] = ContextVar("loop_values", default=())
 
 STATUS_VARIABLE = "RUNNER_PIPELINE_STATUS"
 FAILED_STEPS_VARIABLE = "RUNNER_FAILED_STEPS"

@@ -6,16 +6,17 @@ from __future__ import annotations
 import json
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextvars import copy_context
 
 from runner.engine.container_step import POLL
-from runner.engine.context import LOOP_VALUES, RunContext, StopCheck
+from runner.engine.context import RunContext, StopCheck
+from runner.engine.frames import LOOP_VALUES, WORKING_DIR
 from runner.engine.status import Block, StepResult, StepStatus
 from runner.engine.steps import StepRunner
 from runner.engine.templating import TemplateError
 from runner.expressions import is_truthy
-from runner.model import Group, Node, Step
+from runner.model import Group, Mount, Node, Step
 
 MANUAL = "manual step: the run stopped before it (continue with --resume, or run with --manual)"
 
@@ -126,10 +127,25 @@ class Scheduler:
         self, group: Group, block: Block, outer_stop: StopCheck
     ) -> tuple[bool, dict[str, object], str]:
         """Whether the group failed, its outputs, and why it could not run at all ("" when it ran)."""
+        token = None
+        if group.working_dir is not None:
+            volume = self.run.teardown.create_volume(f"{group.id}-wd")
+            token = WORKING_DIR.set(Mount(source=volume, target=group.working_dir))
+        try:
+            return self._group_body(group, block, outer_stop)
+        finally:
+            if token is not None:
+                WORKING_DIR.reset(token)
+
+    def _group_body(
+        self, group: Group, block: Block, outer_stop: StopCheck
+    ) -> tuple[bool, dict[str, object], str]:
         outputs: dict[str, object] = {}
         message = ""
         try:
-            if group.choose is not None:
+            if group.depends:
+                failed = self._run_graph(group, block, outer_stop)
+            elif group.choose is not None:
                 nodes, outputs = self._branch(group)
                 failed = self._run_nodes(nodes, group, block, outer_stop)
             elif group.each is not None:
@@ -145,6 +161,46 @@ class Scheduler:
             self.run_block(Block.FINALLY, group.finally_)
         return failed, outputs, message
 
+    def _run_graph(self, group: Group, block: Block, outer_stop: StopCheck) -> bool:
+        """Each node as soon as the nodes it waits for have passed, at most `concurrency` at once (0: no
+        limit); a node whose dependency failed or was skipped never starts. With `fail_fast`, a failure
+        stops the running ones and starts nothing more."""
+        nodes = {node.id: node for node in group.steps}
+        state: dict[str, bool] = {}  # id -> passed
+        cancelled = threading.Event()
+
+        def should_stop() -> bool:
+            return cancelled.is_set() or outer_stop()
+
+        def run_node(node: Node) -> bool:
+            if isinstance(node, Group):
+                return not self.run_group(node, block, should_stop)
+            result = self.steps.execute(node, block, should_stop)
+            return not result.fails_run and result.status not in (StepStatus.STOPPED, StepStatus.SKIPPED)
+
+        limit = group.concurrency or len(nodes)
+        with ThreadPoolExecutor(max_workers=max(1, limit), thread_name_prefix=f"dag-{group.id}") as pool:
+            running: dict[Future[bool], str] = {}
+            while len(state) < len(nodes):
+                for node_id, node in nodes.items():
+                    if node_id in state or node_id in running.values():
+                        continue
+                    waits = group.depends.get(node_id, ())
+                    if any(state.get(dep) is False for dep in waits) or should_stop():
+                        state[node_id] = False
+                        self.skip(block, (node,), "not started: a task it depends on did not pass")
+                    elif all(state.get(dep) for dep in waits):
+                        running[pool.submit(copy_context().run, run_node, node)] = node_id
+                if not running:
+                    continue
+                done, _ = wait(running, timeout=POLL, return_when=FIRST_COMPLETED)
+                for future in done:
+                    node_id = running.pop(future)
+                    state[node_id] = future.result()
+                    if not state[node_id] and group.fail_fast:
+                        cancelled.set()
+        return not all(state.values())
+
     def _run_nodes(self, nodes: tuple[Node, ...], group: Group, block: Block, outer_stop: StopCheck) -> bool:
         if group.parallel:
             return self._run_parallel(nodes, group, block, outer_stop)
@@ -156,7 +212,7 @@ class Scheduler:
         templates = self.run.templates
         if templates is None:
             return text
-        return templates.render(text, templates.names(group, 1, LOOP_VALUES.get()))
+        return templates.render(text, templates.names(group))
 
     def _branch(self, group: Group) -> tuple[tuple[Node, ...], dict[str, object]]:
         """The branch the group's expression picks, rendered once, as Kestra's If and Switch do; and the

@@ -7,7 +7,7 @@ import time
 
 from runner.engine.actions import Actions
 from runner.engine.container_step import Outcome
-from runner.engine.context import LOOP_VALUES, RunContext, StopCheck
+from runner.engine.context import RunContext, StopCheck
 from runner.engine.reuse import CarriedStep
 from runner.engine.status import Block, StepResult, StepStatus
 from runner.engine.templating import TemplateError
@@ -113,9 +113,7 @@ class StepRunner:
         if self.run.templates is None or step.run_if is None:
             return None
         try:
-            shown = self.run.templates.render(
-                step.run_if, self.run.templates.names(step, 1, LOOP_VALUES.get())
-            )
+            shown = self.run.templates.render(step.run_if, self.run.templates.names(step))
         except TemplateError as exc:
             return f"runIf could not be evaluated: {exc.message}"
         return None if self.run.templates.truthy(shown) else f"runIf is {shown!r}"

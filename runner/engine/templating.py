@@ -6,6 +6,7 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
+from runner.engine.frames import LOOP_VALUES, WORKING_DIR
 from runner.errors import RunnerError
 from runner.expressions import ExpressionError, is_truthy, render
 from runner.model import Action, ContainerRun, Group, Step, StopAction, Templating
@@ -87,10 +88,11 @@ class RunTemplates:
                 }
             )
 
-    def names(
-        self, step: Step | Group | None, attempt: int = 1, values: tuple[str, ...] = ()
-    ) -> dict[str, Any]:
-        """What an expression can name; without a step (the pipeline's own outputs), no task names."""
+    def names(self, step: Step | Group | None, attempt: int = 1) -> dict[str, Any]:
+        """What an expression can name; without a step (the pipeline's own outputs), no task names.
+        Inside loops, `taskrun.value` and `parent(s)`; in a shared working directory, `workingDir`."""
+        values = LOOP_VALUES.get()
+        shared_dir = WORKING_DIR.get()
         with self.lock:
             outputs = dict(self.outputs)
             states = dict(self.states)
@@ -109,6 +111,8 @@ class RunTemplates:
         }
         if step is None:
             return names
+        if shared_dir is not None:
+            names["workingDir"] = shared_dir.target
         return {
             **names,
             "taskrun": {

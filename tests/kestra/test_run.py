@@ -387,3 +387,37 @@ def test_inputs_on_the_command_line_and_list_and_validate(tmp_path: Path) -> Non
         for command in ("validate", "list"):
             completed = subprocess.run([*cli, command, str(seed_path)], capture_output=True, text=True)
             assert completed.returncode == 0, completed.stderr
+
+
+def test_the_tasks_of_a_working_directory_share_their_files(tmp_path: Path) -> None:
+    """WorkingDirectory.java: its tasks run in one working directory, named by `{{ workingDir }}`; the
+    volume that holds it goes with the run."""
+    text = """
+    id: a
+    namespace: n
+    tasks:
+      - id: wd
+        type: io.kestra.plugin.core.flow.WorkingDirectory
+        tasks:
+          - id: write
+            type: io.kestra.plugin.scripts.shell.Commands
+            containerImage: busybox
+            taskRunner: {type: io.kestra.plugin.scripts.runner.docker.Docker}
+            commands: ["echo shared > note.txt", "pwd"]
+          - id: read
+            type: io.kestra.plugin.scripts.shell.Commands
+            containerImage: busybox
+            taskRunner: {type: io.kestra.plugin.scripts.runner.docker.Docker}
+            commands: ["cat {{ workingDir }}/note.txt"]
+      - id: outside
+        type: io.kestra.plugin.scripts.shell.Commands
+        containerImage: busybox
+        taskRunner: {type: io.kestra.plugin.scripts.runner.docker.Docker}
+        commands: ["test ! -e note.txt && echo not here"]
+    """
+    result, reporter = run(flow(tmp_path, text))
+    assert result.exit_code == 0, result.results
+    assert reporter.output("write") == ["/kestra/working-dir"]
+    assert reporter.output("read") == ["shared"]
+    assert reporter.output("outside") == ["not here"]
+    assert labelled_of(result.run_id) == []

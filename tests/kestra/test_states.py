@@ -455,3 +455,53 @@ def test_a_pause_without_a_duration_pauses_the_run_and_a_resume_goes_on_after_it
     second = execute(triggered(pipe, continuation.triggered), backend, ledger, carried=continuation.carried)
     assert second.reporter.order == ["approve", "after", "last"]
     assert second.result.exit_code == 0
+
+
+def test_a_dag_runs_each_task_once_what_it_depends_on_has_passed(
+    write: Write, backend: MemoryBackend, ledger: Ledger
+) -> None:
+    """Dag.java: tasks start when their dependsOn have ended; one whose dependency failed never starts,
+    the others go on (onChildFailure CONTINUE, Kestra 1's behaviour)."""
+    tasks = (
+        "  - id: dag\n    type: io.kestra.plugin.core.flow.Dag\n    tasks:\n"
+        "      - task: {id: b, type: " + FAIL + "}\n        dependsOn: [a]\n"
+        "      - task: {id: a, type: " + LOG + ", message: a}\n"
+        "      - task: {id: c, type: " + LOG + ", message: c}\n        dependsOn: [a]\n"
+        "      - task: {id: d, type: " + LOG + ", message: d}\n        dependsOn: [b, c]\n"
+    )
+    run = run_flow(write, backend, ledger, tasks)
+    assert statuses(run.result) == {
+        "dag": S.FAILED,
+        "a": S.SUCCESS,
+        "b": S.FAILED,
+        "c": S.SUCCESS,
+        "d": S.SKIPPED,
+    }
+    assert run.reporter.order.index("a") < run.reporter.order.index("b")
+    assert run.reporter.order.index("a") < run.reporter.order.index("c")
+
+
+@pytest.mark.parametrize(
+    ("dependencies", "message"),
+    [
+        (
+            "[a]\n      - task: {id: a, type: LOG, message: a}\n        dependsOn: [b]",
+            "Infinite loop detected on task 'dag': ",
+        ),
+        ("[nope]", "Some task doesn't exist on task 'dag': nope"),
+    ],
+)
+def test_a_dag_with_a_cycle_or_an_unknown_dependency_is_refused(
+    tmp_path: Path, dependencies: str, message: str
+) -> None:
+    path = tmp_path / "flow.yml"
+    path.write_text(
+        HEAD
+        + "tasks:\n  - id: dag\n    type: io.kestra.plugin.core.flow.Dag\n    tasks:\n"
+        + ("      - task: {id: b, type: LOG, message: b}\n        dependsOn: " + dependencies + "\n").replace(
+            "LOG", LOG
+        ),
+        encoding="utf-8",
+    )
+    with pytest.raises(InputError, match=message):
+        load_pipeline(path)

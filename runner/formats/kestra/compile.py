@@ -48,6 +48,7 @@ TASK_ID = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$")
 SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 CONTAINER_ID_OUTPUT = {"taskRunner.containerId": "containerId"}
+WORKING_DIR = "/kestra/working-dir"  # where the tasks of a WorkingDirectory find their shared files
 IGNORED_FLOW_KEYS = (
     "triggers",
     "pluginDefaults",
@@ -351,11 +352,20 @@ class Compiler:
                 shape = {"each": _values(spec.value), "concurrency": 1}
             case t.ParallelSpec():
                 shape = {"concurrency": spec.concurrent}
+            case t.WorkingDirectorySpec():
+                for key in ("cache", "namespace_files", "input_files", "output_files"):
+                    if getattr(spec, key) is not None:
+                        alias = t.WorkingDirectorySpec.model_fields[key].alias or key
+                        self.warn(
+                            (*loc, alias), f"`{alias}` of WorkingDirectory is not supported locally", key=True
+                        )
+                shape = {"working_dir": WORKING_DIR, "parallel": False}
+            case t.DagSpec():
+                return self._dag(spec, loc, retry, kind)
         return Group(
             id=spec.id,
             name=spec.id,
             steps=self._tasks(spec.tasks, (*loc, "tasks"), retry),
-            parallel=parallel,
             fail_fast=fail_fast,
             start_after_failure=False,
             errors=self._tasks(spec.errors, (*loc, "errors"), retry),
@@ -364,7 +374,50 @@ class Compiler:
             allow_warning=spec.allow_warning,
             reported=True,
             type_name=kind,
-            **shape,
+            **{"parallel": parallel, **shape},
+        )
+
+    def _dag(self, spec: t.DagSpec, loc: Loc, retry: Retry | None, kind: str) -> Group:
+        """Dag.java: every dependency names a task of the Dag, and there is no cycle; both are refused
+        here before anything runs, with the place of the task."""
+        nodes: list[Node] = []
+        depends: dict[str, tuple[str, ...]] = {}
+        for index, item in enumerate(spec.tasks):
+            task_loc: Loc = (*loc, "tasks", index)
+            node = self._task(item.task, (*task_loc, "task"), retry)
+            if node is not None:
+                nodes.append(node)
+                depends[node.id] = tuple(item.depends_on)
+        known = set(depends)
+        for index, item in enumerate(spec.tasks):
+            missing = [dep for dep in item.depends_on if dep not in known]
+            if missing:
+                raise self.document.error(
+                    (*loc, "tasks", index, "dependsOn"),
+                    f"Some task doesn't exist on task '{spec.id}': {', '.join(missing)}",
+                    "name tasks of the same Dag in dependsOn",
+                )
+        cycle = _cycle(depends)
+        if cycle:
+            raise self.document.error(
+                (*loc, "tasks"),
+                f"Infinite loop detected on task '{spec.id}': {', '.join(cycle)}",
+                "remove one of the dependencies that lead back to a task",
+            )
+        return Group(
+            id=spec.id,
+            name=spec.id,
+            steps=tuple(nodes),
+            parallel=True,
+            concurrency=spec.concurrent,
+            fail_fast=spec.on_child_failure == "FAIL",
+            depends={node_id: deps for node_id, deps in depends.items()},
+            errors=self._tasks(spec.errors, (*loc, "errors"), retry),
+            finally_=self._tasks(spec.finally_, (*loc, "finally"), retry),
+            allow_failure=spec.allow_failure,
+            allow_warning=spec.allow_warning,
+            reported=True,
+            type_name=kind,
         )
 
     def _action(self, spec: t.TaskSpec, loc: Loc) -> Any:
@@ -561,6 +614,29 @@ class Compiler:
             max_duration=self._duration(spec.max_duration, (*loc, "maxDuration")),
             warning_on_retry=spec.warning_on_retry,
         )
+
+
+def _cycle(depends: dict[str, tuple[str, ...]]) -> list[str]:
+    """The tasks on a dependency cycle, or [] when there is none."""
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> list[str]:
+        if node in path:
+            return path[path.index(node) :]
+        if node in done:
+            return []
+        for dep in depends.get(node, ()):
+            found = visit(dep, [*path, node])
+            if found:
+                return found
+        done.add(node)
+        return []
+
+    for node in depends:
+        found = visit(node, [])
+        if found:
+            return found
+    return []
 
 
 def _output_text(value: Any) -> str:

@@ -25,6 +25,8 @@ EACH_SEQUENTIAL = "io.kestra.plugin.core.flow.EachSequential"
 EACH_PARALLEL = "io.kestra.plugin.core.flow.EachParallel"
 ALLOW_FAILURE = "io.kestra.plugin.core.flow.AllowFailure"
 PAUSE = "io.kestra.plugin.core.flow.Pause"
+WORKING_DIRECTORY = "io.kestra.plugin.core.flow.WorkingDirectory"
+DAG = "io.kestra.plugin.core.flow.Dag"
 EXIT = "io.kestra.plugin.core.execution.Exit"
 OUTPUT_VALUES = "io.kestra.plugin.core.output.OutputValues"
 REDIS_SET = "io.kestra.plugin.redis.string.Set"
@@ -46,6 +48,8 @@ ALIASES = {
     "io.kestra.core.tasks.flows.EachParallel": EACH_PARALLEL,
     "io.kestra.core.tasks.flows.AllowFailure": ALLOW_FAILURE,
     "io.kestra.core.tasks.flows.Pause": PAUSE,
+    "io.kestra.core.tasks.flows.WorkingDirectory": WORKING_DIRECTORY,
+    "io.kestra.core.tasks.flows.Dag": DAG,
     "io.kestra.plugin.docker.Run": DOCKER_RUN,
     "io.kestra.plugin.docker.Stop": DOCKER_STOP,
     "io.kestra.core.tasks.scripts.Bash": SHELL_COMMANDS,
@@ -189,6 +193,25 @@ class EachParallelSpec(EachSequentialSpec):
 
 class AllowFailureSpec(FlowableSpec):
     tasks: list[dict[str, Any]] = Field(min_length=1)
+
+
+class WorkingDirectorySpec(FlowableSpec):
+    tasks: list[dict[str, Any]] = Field(min_length=1)
+    cache: Any = None
+    namespace_files: Any = Field(default=None, alias="namespaceFiles")
+    input_files: Any = Field(default=None, alias="inputFiles")
+    output_files: list[str] | None = Field(default=None, alias="outputFiles")
+
+
+class DagTaskSpec(Spec):
+    task: dict[str, Any]
+    depends_on: list[str] = Field(default_factory=list, alias="dependsOn")
+
+
+class DagSpec(FlowableSpec):
+    tasks: list[DagTaskSpec] = Field(min_length=1)  # type: ignore[assignment]
+    concurrent: int = Field(default=0, ge=0)
+    on_child_failure: Literal["FAIL", "CONTINUE"] | None = Field(default=None, alias="onChildFailure")
 
 
 class PauseSpec(TaskSpec):
@@ -342,6 +365,8 @@ SPECS: dict[str, type[TaskSpec]] = {
     EACH_PARALLEL: EachParallelSpec,
     ALLOW_FAILURE: AllowFailureSpec,
     PAUSE: PauseSpec,
+    WORKING_DIRECTORY: WorkingDirectorySpec,
+    DAG: DagSpec,
     EXIT: ExitSpec,
     OUTPUT_VALUES: OutputValuesSpec,
     DOCKER_RUN: DockerRunSpec,
