@@ -25,6 +25,8 @@ NAMED = {
     "iso_local_date_time": "yyyy-MM-dd'T'HH:mm:ss{f}",
     "iso_date_time": "yyyy-MM-dd'T'HH:mm:ss{f}XXX",
     "iso_zoned_date_time": "yyyy-MM-dd'T'HH:mm:ss{f}XXX",
+    # DateTimeFormatter.RFC_1123_DATE_TIME, as it prints and reads an instant in UTC
+    "rfc_1123_date_time": "EEE, d MMM yyyy HH:mm:ss 'GMT'",
 }
 
 _EXACT_UNITS = {  # in microseconds
@@ -34,7 +36,7 @@ _EXACT_UNITS = {  # in microseconds
 _MONTH_UNITS = {"MONTHS": 1, "YEARS": 12, "DECADES": 120, "CENTURIES": 1200, "MILLENNIA": 12000}
 _STRPTIME = {
     "y": "%Y", "u": "%Y", "M": "%m", "d": "%d", "H": "%H", "h": "%I", "m": "%M", "s": "%S",
-    "S": "%f", "a": "%p", "X": "%z", "x": "%z", "Z": "%z",
+    "S": "%f", "a": "%p", "X": "%z", "x": "%z", "Z": "%z", "L": "%m",
 }  # fmt: skip
 
 
@@ -119,6 +121,10 @@ def _parse(text: str, pattern: str, tz: tzinfo) -> datetime:
     for part in _tokens(NAMED.get(pattern, pattern).replace("{f}", ".SSSSSS")):
         if isinstance(part, str):
             directives.append(part.replace("%", "%%"))
+        elif part[0] in "ML" and part[1] >= 3:  # month names: MMM is "Jun", MMMM is "June"
+            directives.append("%B" if part[1] >= 4 else "%b")
+        elif part[0] == "E":
+            directives.append("%A" if part[1] >= 4 else "%a")
         elif part[0] in _STRPTIME:
             directives.append(_STRPTIME[part[0]] if part != ("y", 2) else "%y")
         else:

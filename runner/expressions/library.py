@@ -12,6 +12,7 @@ import unicodedata
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
 from functools import partial
 from typing import Any
 from urllib.parse import quote_plus, unquote_plus
@@ -385,6 +386,87 @@ def _is_json(value: Any) -> bool:
     return True
 
 
+def _jq(value: Any, expression: Any) -> list[Any]:
+    """Kestra's jq: the input (a value, or JSON text) through a jq program, by libjq itself; always the
+    list of every result, hence the `| first` flows write after it."""
+    import jq  # libjq's own binding: jq as jq runs it
+
+    data = json.loads(value) if isinstance(value, str) else _plain(value)
+    try:
+        program = jq.compile(_str(expression, "jq"))
+    except ValueError as exc:
+        raise EvalError(f"Invalid jq expression `{expression}`: {exc}") from None
+    try:
+        return list(program.input_value(data).all())
+    except ValueError as exc:
+        raise EvalError(f"jq `{expression}` failed: {exc}") from None
+
+
+def _plain(value: Any) -> Any:
+    """A value as JSON would carry it (dates as their text), so that libjq takes it."""
+    return json.loads(to_json(value))
+
+
+@_filter("jq", params=("expression",))
+def _jq_filter(value: Any, args: Args) -> list[Any]:
+    return _jq(value, args.get("expression"))
+
+
+@_filter("yaml", params=())
+def _yaml_filter(value: Any, args: Args) -> str:
+    """The value written as YAML, as Kestra's yaml filter writes it (block style, keys in order)."""
+    import yaml
+
+    return str(yaml.safe_dump(_plain(value), sort_keys=False, default_flow_style=False, allow_unicode=True))
+
+
+@_filter("numberFormat", params=("format",))
+def _number_format(value: Any, args: Args) -> str:
+    """Java's DecimalFormat for the patterns flows use: `0` a digit always shown, `#` a digit shown when
+    it is not a leading or trailing zero, `,` grouping, `.` the decimal point; rounded half-even, as
+    Java rounds."""
+    pattern = _str(args.get("format"), "numberFormat")
+    whole, _, fraction = pattern.partition(".")
+    least = fraction.count("0")
+    most = least + fraction.count("#")
+    number = Decimal(str(value)).quantize(Decimal(1).scaleb(-most), rounding=ROUND_HALF_EVEN)
+    integer, _, decimals = f"{abs(number):f}".partition(".")
+    while len(decimals) > least and decimals.endswith("0"):
+        decimals = decimals[:-1]
+    integer = integer.lstrip("0").rjust(whole.replace(",", "").count("0"), "0")
+    if "," in whole:
+        size = len(whole) - whole.rindex(",") - 1
+        groups = [integer[max(0, end - size) : end] for end in range(len(integer), 0, -size)]
+        integer = ",".join(reversed(groups))
+    sign = "-" if number < 0 else ""
+    return sign + integer + ("." + decimals if decimals else "")
+
+
+ESCAPES = {"single": ("'", "\\'"), "double": ('"', '\\"'), "shell": ("'", "'\\''")}
+
+
+@_filter("escapeChar", params=("type",))
+def _escape_char(value: Any, args: Args) -> Any:
+    """Kestra's escapeChar: one kind of quote escaped, through lists and maps (other values as text)."""
+    kind = args.get("type")
+    if kind is None:
+        raise EvalError("The 'escapeChar' filter expects an argument 'type'.")
+    if str(kind).lower() not in ESCAPES:
+        raise EvalError(
+            "The 'escapeChar' filter expects the value of 'type' to be either 'single', 'double', or 'shell'."
+        )
+    quote, replacement = ESCAPES[str(kind).lower()]
+
+    def escape(item: Any) -> Any:
+        if is_map(item):
+            return {key: escape(inner) for key, inner in item.items()}
+        if is_list(item):
+            return [escape(inner) for inner in item]
+        return java_str(item).replace(quote, replacement)
+
+    return escape(value)
+
+
 TESTS.update(
     null=lambda v: v is None,
     none=lambda v: v is None,
@@ -433,6 +515,31 @@ def _error_logs(env: Env, args: Args) -> Any:
     level, …), the oldest first; empty when nothing failed. The run puts them under a key no template
     can name."""
     return list(env.root.get("errorLogs()", []))
+
+
+@_function("jq", params=("value", "expression"))
+def _jq_function(env: Env, args: Args) -> list[Any]:
+    return _jq(args.get("value"), args.get("expression"))
+
+
+@_function("yaml", params=("yaml",))
+def _from_yaml(env: Env, args: Args) -> Any:
+    """Kestra's yaml(): YAML text read into a value."""
+    import yaml
+
+    text = args.get("yaml")
+    if text is None:
+        raise EvalError("The 'yaml' function expects an argument 'yaml'.")
+    try:
+        return yaml.safe_load(_str(text, "yaml"))
+    except yaml.YAMLError as exc:
+        raise EvalError(f"Invalid YAML: {exc}") from None
+
+
+@_function("renderOnce", params=("toRender",))
+def _render_once(env: Env, args: Args) -> Any:
+    """render() that renders once, not again until the text stops changing."""
+    return _render(env, {**args, "recursive": False})
 
 
 @_function("now", params=DATE_PARAMS)

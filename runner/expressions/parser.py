@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
 from runner.expressions.library import FILTERS, FUNCTIONS, TESTS, bind, range_values
+from runner.expressions.methods import call_method
 from runner.expressions.values import (
     Env,
     EvalError,
@@ -291,9 +292,21 @@ class Call(Invocation):
             raise _guard("function", self.name, exc) from exc
 
 
+class MethodCall(Node):
+    """`value.method(args)`: the Java methods Pebble allows on strings, lists and maps."""
+
+    def __init__(self, target: Node, name: str, args: list[Node], line: int) -> None:
+        self.target, self.name, self.args, self.line = target, name, args, line
+
+    def eval(self, env: Env) -> Any:
+        return call_method(self.target.eval(env), self.name, [arg.eval(env) for arg in self.args])
+
+
 class IsTest(Invocation):
-    def __init__(self, target: Node, name: str, negate: bool, line: int) -> None:
-        super().__init__(name, [], {}, line)
+    def __init__(
+        self, target: Node, name: str, negate: bool, line: int, args: list[Node] | None = None
+    ) -> None:
+        super().__init__(name, args or [], {}, line)
         self.target, self.negate = target, negate
 
     def eval(self, env: Env) -> bool:
@@ -303,7 +316,11 @@ class IsTest(Invocation):
             except Missing:
                 result = False
         elif self.name in TESTS:
-            result = TESTS[self.name](self.target.eval(env))
+            args = [arg.eval(env) for arg in self.args]
+            try:
+                result = TESTS[self.name](self.target.eval(env), *args)
+            except TypeError as exc:
+                raise EvalError(f"Test `{self.name}` takes other arguments: {exc}") from exc
         else:
             raise EvalError(f"Unknown test `{self.name}`")
         return result != self.negate
@@ -405,9 +422,12 @@ class Parser:
                 if negate:
                     self.advance()
                 name = self.expect("name")
-                if self.at("op", "("):
-                    raise self.error("tests with arguments are not supported")
-                node = IsTest(node, name.value, negate, name.line)
+                test_args: list[Node] = []
+                if self.at("op", "("):  # `is empty()`, `is divisibleby(3)`
+                    test_args, named = self.arguments()
+                    if named:
+                        raise self.error("a test takes positional arguments only", name)
+                node = IsTest(node, name.value, negate, name.line, test_args)
             else:
                 node = Binary(token.value, node, self.expression(precedence + 1), token.line)
         if min_precedence == 0 and self.at("op", "?"):
@@ -484,7 +504,11 @@ class Parser:
                 self.advance()
                 name = self.expect("name")
                 if self.at("op", "("):
-                    raise self.error("method calls are not supported")
+                    args, named = self.arguments()
+                    if named:
+                        raise self.error("a method takes positional arguments only", name)
+                    node = MethodCall(node, name.value, args, name.line)
+                    continue
                 node = Attr(node, Literal(name.value), name.line)
             elif self.at("op", "["):
                 line = self.advance().line

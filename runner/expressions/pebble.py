@@ -28,7 +28,9 @@ __all__ = ["ExpressionError", "evaluate", "is_falsy", "is_truthy", "render", "re
 
 _OPEN = re.compile(r"\{[{%#]")
 # Kestra cuts raw blocks out with a regex before Pebble sees the text; `verbatim` is Pebble's own spelling.
-_RAW = re.compile(r"\{%-*\s*(raw|verbatim)\s*-*%\}(.*?)\{%-*\s*end\1\s*-*%\}", re.DOTALL)
+_RAW = re.compile(
+    r"\{%(-?)\s*(raw|verbatim)\s*(-?)%\}(.*?)\{%(-?)\s*end\2\s*(-?)%\}", re.DOTALL
+)  # the dashes: whitespace control before and after each of the two tags
 _T = TypeVar("_T")
 
 
@@ -122,7 +124,14 @@ class Set(Block):
         self.name, self.expression, self.line = name, expression, line
 
     def render(self, env: Env, out: list[str]) -> None:
-        env.scope[self.name] = self.expression.eval(env)
+        """Pebble sets the variable in the nearest scope that has it (a `set` in a `for` loop updates a
+        variable set before the loop), else in the current one."""
+        value = self.expression.eval(env)
+        for scope in env.scope.maps:
+            if self.name in scope:
+                scope[self.name] = value
+                return
+        env.scope[self.name] = value
 
 
 Item = tuple[str, Any, int]  # ("text", str, line) or ("print" | "tag", tokens, line)
@@ -146,9 +155,12 @@ def _scan(source: str) -> list[Item]:
             return items
         start, trim_next = match.end(), False
         if raw := _RAW.match(source, end):
-            items += [("text", text, text_line), ("text", raw[2], line)]
+            before, _, after_open, body, before_close, after = raw.groups()
+            body = body.lstrip() if after_open else body
+            body = body.rstrip() if before_close else body
+            items += [("text", text.rstrip() if before else text, text_line), ("text", body, line)]
             line += raw[0].count("\n")
-            pos = raw.end()
+            pos, trim_next = raw.end(), bool(after)
             continue
         if source.startswith("-", start):
             text, start = text.rstrip(), start + 1
