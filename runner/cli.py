@@ -171,6 +171,10 @@ def run(
     no_final: Annotated[
         bool, typer.Option("--no-final", help="Do not run the final/finally steps (with --step or alone).")
     ] = False,
+    flows: Annotated[
+        list[Path] | None,
+        typer.Option("--flows", help="A folder of Kestra flows where subflows are found (repeatable)."),
+    ] = None,
     resume: Annotated[
         str | None,
         typer.Option(
@@ -223,6 +227,7 @@ def run(
         verbose=verbose,
         steps=step or [],
         no_final=no_final,
+        flow_dirs=flows or [],
         resume=resume,
         rerun_failed=rerun_failed,
     )

@@ -200,6 +200,17 @@ class ExitAction(Frozen):
     state: Literal["SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELED"] = "SUCCESS"
 
 
+class SubflowAction(Frozen):
+    """Runs another pipeline file as a run of its own (Kestra's Subflow), with these inputs rendered; its
+    state and outputs become this step's."""
+
+    kind: Literal["subflow"] = "subflow"
+    path: str  # the file, found when the pipeline was loaded
+    label: str  # how the file names it, e.g. "company.team/child"
+    inputs: dict[str, str] = Field(default_factory=dict)
+    transmit_failed: bool = True  # a failed child fails the step
+
+
 class RedisAction(Frozen):
     """A Redis string command run by the runner itself, not in a container."""
 
@@ -224,6 +235,7 @@ Action = Annotated[
     | ReturnAction
     | ValuesAction
     | ExitAction
+    | SubflowAction
     | RedisAction,
     Field(discriminator="kind"),
 ]

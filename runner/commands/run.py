@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -13,8 +14,10 @@ from runner.backend import connect
 from runner.config import config_images, engine_settings, parse_pairs, read_env_file
 from runner.engine import reuse
 from runner.engine.executor import ConfirmManual, Executor, RunOptions
+from runner.engine.interrupts import Interrupts
 from runner.engine.reuse import CarriedStep
 from runner.engine.selection import only, select_steps, triggered, without_final
+from runner.engine.status import RunResult
 from runner.errors import InputError
 from runner.formats import find_default, load_pipeline
 from runner.formats.options import LoadOptions
@@ -46,6 +49,7 @@ class RunRequest:
     verbose: bool = False
     steps: list[str] = field(default_factory=list)  # run only these (numbers, names, globs)
     no_final: bool = False
+    flow_dirs: list[Path] = field(default_factory=list)  # where Kestra subflows are looked for
     resume: str | None = None  # "" : the newest paused run of the file
     rerun_failed: str | None = None  # "" : the newest failed run of the file
 
@@ -95,6 +99,7 @@ def _load(
         prompt=_prompt(console) if interactive else None,
         build_number=number,
         strict=request.strict,
+        flow_dirs=tuple(request.flow_dirs),
     )
     pipeline = load_pipeline(path, request.format_name, options)
     for warning in pipeline.warnings:
@@ -193,6 +198,20 @@ def run(console: Console, request: RunRequest) -> int:
     backend = connect(engine_settings(path))
     backend.ping()
     reporter = ConsoleReporter(console, quiet=request.quiet, verbose=request.verbose)
+
+    def run_subflow(child_path: str, inputs: Mapping[str, str], interrupts: Interrupts) -> RunResult:
+        """A subflow: its file loaded with the rendered inputs, run as a run of its own on the same engine
+        (its own guard and sweep), with the same options, subflows included."""
+        load_options = LoadOptions(
+            variables=dict(inputs),
+            env={**os.environ, **env, **secrets},
+            build_number=plan.build_number,
+            flow_dirs=tuple(request.flow_dirs),
+        )
+        child = load_pipeline(Path(child_path), "kestra", load_options)
+        child_options = replace(options, carried={}, parent="", selection={}, build_number=plan.build_number)
+        return Executor(child, backend, ledger, reporter, child_options, interrupts).run()
+
     options = RunOptions(
         image_map=image_map,
         env={**env, **secrets},
@@ -205,6 +224,7 @@ def run(console: Console, request: RunRequest) -> int:
         parent=plan.parent,
         selection=_selection(request),
         build_number=plan.build_number,
+        subflows=run_subflow,
     )
     return Executor(pipeline, backend, ledger, reporter, options).run().exit_code
 

@@ -13,10 +13,11 @@ from runner.engine.builtin import BuiltinAction, BuiltinContext, run_builtin
 from runner.engine.container_step import Outcome, StepContext, run_container, start_sidecars
 from runner.engine.context import RunContext, StopCheck
 from runner.engine.frames import WORKING_DIR
+from runner.engine.interrupts import ChildInterrupts
 from runner.engine.status import Block, StepStatus
 from runner.engine.variables import expand, parse, read_file
 from runner.errors import ImageUnavailable, RunnerError
-from runner.model import WORKSPACE, ContainerRun, LogAction, Mount, PipeCall, Step, StopAction
+from runner.model import WORKSPACE, ContainerRun, LogAction, Mount, PipeCall, Step, StopAction, SubflowAction
 from runner.teardown.labels import PREFIX
 
 ENGINE_SOCKET_TARGET = "/var/run/docker.sock"  # where a step that drives the engine finds its socket
@@ -55,6 +56,8 @@ class Actions:
             action = self.run.templates.render_fields(action, names)
         if isinstance(action, StopAction):
             return self._stop(action)
+        if isinstance(action, SubflowAction):
+            return self._subflow(action)
         if not isinstance(action, ContainerRun):
             return self._builtin(step, action, should_stop, attempt)
         shared_dir = WORKING_DIR.get()
@@ -70,6 +73,20 @@ class Actions:
         finally:
             if not action.detach:
                 self.remove_later(step.id)
+
+    def _subflow(self, action: SubflowAction) -> Outcome:
+        """The child pipeline as a run of its own, guarded and swept by itself; Ctrl-C reaches it."""
+        runner = self.run.options.subflows
+        if runner is None:
+            return Outcome(
+                StepStatus.FAILED, None, f"subflow {action.label}: this run cannot start other runs"
+            )
+        child = runner(action.path, action.inputs, ChildInterrupts(self.run.interrupts))
+        state = child.status.upper()
+        outputs: dict[str, object] = {"executionId": child.run_id, "state": state, "outputs": child.outputs}
+        if child.failed and action.transmit_failed:
+            return Outcome(StepStatus.FAILED, None, f"subflow {action.label} ended {state}", outputs=outputs)
+        return Outcome(StepStatus.SUCCESS, None, "", outputs=outputs)
 
     def _builtin(self, step: Step, action: BuiltinAction, should_stop: StopCheck, attempt: int) -> Outcome:
         templates = self.run.templates

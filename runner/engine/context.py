@@ -17,7 +17,7 @@ from runner.engine.frames import LOOP_VALUES
 from runner.engine.images import ImageResolver
 from runner.engine.interrupts import Interrupts
 from runner.engine.reuse import CarriedStep
-from runner.engine.status import Block, StepResult, StepStatus
+from runner.engine.status import Block, RunResult, StepResult, StepStatus
 from runner.engine.templating import RunTemplates
 from runner.engine.variables import SHARED_FILE, SharedVariables
 from runner.engine.workspace import SourceTree
@@ -29,6 +29,8 @@ STATUS_VARIABLE = "RUNNER_PIPELINE_STATUS"
 FAILED_STEPS_VARIABLE = "RUNNER_FAILED_STEPS"
 
 ConfirmManual = Callable[[Step], bool]
+# runs the pipeline file at a path with these inputs, as a run of its own, and returns how it ended
+SubflowRunner = Callable[[str, Mapping[str, str], Interrupts], "RunResult"]
 StopCheck = Callable[[], bool]
 
 
@@ -47,6 +49,7 @@ class RunOptions:
     parent: str = ""  # the run this one resumes or re-runs
     selection: Mapping[str, object] = field(default_factory=dict)  # how the pipeline was chosen, kept
     build_number: int = 0
+    subflows: SubflowRunner | None = None  # None: a subflow step fails, saying it needs one
 
 
 def new_run_id() -> str:

@@ -47,3 +47,26 @@ class Interrupts:
     @property
     def abandon_finally(self) -> bool:
         return self.count >= 2
+
+
+class ChildInterrupts(Interrupts):
+    """A run started by another run (a subflow): it counts the parent's signals, and leaves the signal
+    handlers to the parent, which restores them."""
+
+    def __init__(self, parent: Interrupts) -> None:
+        super().__init__()
+        self.parent = parent
+
+    def install(self) -> None:
+        pass
+
+    def restore(self) -> None:
+        pass
+
+    @property
+    def interrupted(self) -> bool:
+        return self.parent.interrupted
+
+    @property
+    def abandon_finally(self) -> bool:
+        return self.parent.abandon_finally

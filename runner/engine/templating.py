@@ -9,7 +9,7 @@ from typing import Any
 from runner.engine.frames import LOOP_VALUES, WORKING_DIR
 from runner.errors import RunnerError
 from runner.expressions import ExpressionError, is_truthy, render
-from runner.model import Action, ContainerRun, Group, Step, StopAction, Templating
+from runner.model import Action, ContainerRun, Group, Step, StopAction, SubflowAction, Templating
 
 # fields that hold no expressions: the kind of an action, and values already parsed into numbers
 STATIC_FIELDS = frozenset({"kind", "ports", "mounts", "ready", "caches", "sidecars", "artifacts", "pipes"})
@@ -139,7 +139,7 @@ class RunTemplates:
     def render_fields(self, action: Action, names: dict[str, Any]) -> Action:
         """The action with every string in its fields rendered (container and stop actions; the built-in
         actions render their own fields, because some of them treat a failed rendering as a result)."""
-        if not isinstance(action, ContainerRun | StopAction):
+        if not isinstance(action, ContainerRun | StopAction | SubflowAction):
             return action
         update: dict[str, Any] = {}
         for name in type(action).model_fields:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 # (name, default, allowed values) -> the value a person typed
 Prompt = Callable[[str, str | None, tuple[str, ...]], str]
@@ -20,3 +21,4 @@ class LoadOptions:
     build_number: int = 1
     strict: bool = False  # warnings become errors
     check_only: bool = False  # the pipeline is checked, not run: values nobody gave are not required
+    flow_dirs: tuple[Path, ...] = ()  # where subflows are looked for, besides the file's own folder

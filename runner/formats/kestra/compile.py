@@ -38,6 +38,7 @@ from runner.model import (
     SleepAction,
     Step,
     StopAction,
+    SubflowAction,
     Templating,
     ValuesAction,
 )
@@ -445,6 +446,8 @@ class Compiler:
                 return ValuesAction(values=spec.values)
             case t.ExitSpec():
                 return ExitAction(state=spec.state)
+            case t.SubflowSpec():
+                return self._subflow(spec, loc)
             case t.PauseSpec():
                 duration = spec.pause_duration or spec.delay
                 if duration is not None:
@@ -488,6 +491,39 @@ class Compiler:
                     failed_on_missing=spec.failed_on_missing,
                 )
         raise InputError(f"the task type of {spec.id} cannot run here")  # every SPECS entry is matched above
+
+    def _subflow(self, spec: t.SubflowSpec, loc: Loc) -> SubflowAction:
+        """The child flow's file, found now among the flows of this file's folder and of --flows: a run
+        that would fail on a missing flow is refused before it starts."""
+        label = f"{spec.namespace}.{spec.flow_id}"
+        for key, on in (
+            ("wait", not spec.wait),
+            ("scheduleDate", spec.schedule_date),
+            ("outputs", spec.outputs),
+        ):
+            if on:
+                self.warn(
+                    (*loc, key),
+                    f"`{key}` of Subflow has no effect here: the subflow runs now, and the step waits for it",
+                    key=True,
+                )
+        dirs = (*self.options.flow_dirs, self.path.parent)
+        found = find_flow(dirs, spec.namespace, spec.flow_id)
+        if found is None:
+            raise self.document.error(
+                (*loc, "flowId"),
+                f"no flow {label} in {', '.join(str(d) for d in dict.fromkeys(dirs))}",
+                "put the flow's file in this folder, or name the folder that has it with --flows DIR",
+            )
+        if found.resolve() == self.path.resolve():
+            raise self.document.error((*loc, "flowId"), f"the flow {label} starts itself", None)
+        inputs = {
+            key: value if isinstance(value, str) else _output_text(value)
+            for key, value in spec.inputs.items()
+        }
+        return SubflowAction(
+            path=str(found), label=label, inputs=inputs, transmit_failed=spec.transmit_failed
+        )
 
     def _docker_run(self, spec: t.DockerRunSpec, loc: Loc) -> ContainerRun:
         for key, on in (
@@ -614,6 +650,33 @@ class Compiler:
             max_duration=self._duration(spec.max_duration, (*loc, "maxDuration")),
             warning_on_retry=spec.warning_on_retry,
         )
+
+
+def find_flow(dirs: tuple[Path, ...], namespace: str, flow_id: str) -> Path | None:
+    """The file of the flow with this namespace and id: in the folders given (and below), then in the last
+    one, the flow's own folder."""
+    import yaml
+
+    *given, own = dirs
+    # the folders given are searched below too; the file's own folder only at its level (a repository's
+    # root can hold many YAML files that are not flows)
+    candidates = [
+        path for directory in given for pattern in ("*.yml", "*.yaml") for path in directory.rglob(pattern)
+    ]
+    candidates += [path for pattern in ("*.yml", "*.yaml") for path in own.glob(pattern)]
+    for path in dict.fromkeys(candidates):
+        try:
+            with open(path, encoding="utf-8") as file:
+                data = yaml.safe_load(file)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        if (
+            isinstance(data, dict)
+            and str(data.get("id")) == flow_id
+            and str(data.get("namespace")) == namespace
+        ):
+            return path
+    return None
 
 
 def _cycle(depends: dict[str, tuple[str, ...]]) -> list[str]:

@@ -25,6 +25,7 @@ EACH_SEQUENTIAL = "io.kestra.plugin.core.flow.EachSequential"
 EACH_PARALLEL = "io.kestra.plugin.core.flow.EachParallel"
 ALLOW_FAILURE = "io.kestra.plugin.core.flow.AllowFailure"
 PAUSE = "io.kestra.plugin.core.flow.Pause"
+SUBFLOW = "io.kestra.plugin.core.flow.Subflow"
 WORKING_DIRECTORY = "io.kestra.plugin.core.flow.WorkingDirectory"
 DAG = "io.kestra.plugin.core.flow.Dag"
 EXIT = "io.kestra.plugin.core.execution.Exit"
@@ -48,6 +49,9 @@ ALIASES = {
     "io.kestra.core.tasks.flows.EachParallel": EACH_PARALLEL,
     "io.kestra.core.tasks.flows.AllowFailure": ALLOW_FAILURE,
     "io.kestra.core.tasks.flows.Pause": PAUSE,
+    "io.kestra.core.tasks.flows.Subflow": SUBFLOW,
+    "io.kestra.core.tasks.flows.Flow": SUBFLOW,
+    "io.kestra.plugin.core.flow.Flow": SUBFLOW,
     "io.kestra.core.tasks.flows.WorkingDirectory": WORKING_DIRECTORY,
     "io.kestra.core.tasks.flows.Dag": DAG,
     "io.kestra.plugin.docker.Run": DOCKER_RUN,
@@ -214,6 +218,19 @@ class DagSpec(FlowableSpec):
     on_child_failure: Literal["FAIL", "CONTINUE"] | None = Field(default=None, alias="onChildFailure")
 
 
+class SubflowSpec(TaskSpec):
+    namespace: str
+    flow_id: str = Field(alias="flowId")
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    wait: bool = True
+    transmit_failed: bool = Field(default=True, alias="transmitFailed")
+    revision: int | None = None
+    labels: Any = None
+    inherit_labels: bool = Field(default=False, alias="inheritLabels")
+    outputs: dict[str, Any] | None = None
+    schedule_date: str | None = Field(default=None, alias="scheduleDate")
+
+
 class PauseSpec(TaskSpec):
     delay: str | None = None  # the older name of pauseDuration
     pause_duration: str | None = Field(default=None, alias="pauseDuration")
@@ -365,6 +382,7 @@ SPECS: dict[str, type[TaskSpec]] = {
     EACH_PARALLEL: EachParallelSpec,
     ALLOW_FAILURE: AllowFailureSpec,
     PAUSE: PauseSpec,
+    SUBFLOW: SubflowSpec,
     WORKING_DIRECTORY: WorkingDirectorySpec,
     DAG: DagSpec,
     EXIT: ExitSpec,
