@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+# the in-memory backend and ledger fixtures, for the ordering and state rules of the engine and the formats
+pytest_plugins = ["tests.engine.memory_fixtures"]
+
 BUSYBOX = "runner/busybox:latest"
 REDIS = "runner/redis:bookworm"
 BASE = "runner/base:bookworm"

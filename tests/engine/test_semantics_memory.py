@@ -9,7 +9,7 @@ import io
 import signal
 import tarfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -43,19 +43,6 @@ from tests.engine.memory_backend import KILLED, TERMINATED, MemoryBackend, Scrip
 
 Write = Callable[..., Path]
 S = StepStatus
-
-
-@pytest.fixture
-def ledger(tmp_path_factory: pytest.TempPathFactory) -> Ledger:
-    # outside tmp_path: that is the pipeline's directory, which the workspace copies
-    return Ledger(tmp_path_factory.mktemp("state"))
-
-
-@pytest.fixture
-def backend() -> Iterator[MemoryBackend]:
-    backend = MemoryBackend()
-    yield backend
-    assert backend.faults == []
 
 
 class PressedInterrupts(Interrupts):

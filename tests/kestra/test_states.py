@@ -5,7 +5,6 @@ RunVariables.java, TaskRun.java, AbstractRetry.java, Label.java, ErrorLogsFuncti
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,18 +27,6 @@ LOG = "io.kestra.plugin.core.log.Log"
 RETURN = "io.kestra.plugin.core.debug.Return"
 FAIL = "io.kestra.plugin.core.execution.Fail"
 STATUS = "io.kestra.plugin.core.condition.ExecutionStatusCondition"
-
-
-@pytest.fixture
-def ledger(tmp_path_factory: pytest.TempPathFactory) -> Ledger:
-    return Ledger(tmp_path_factory.mktemp("state"))
-
-
-@pytest.fixture
-def backend() -> Iterator[MemoryBackend]:
-    backend = MemoryBackend()
-    yield backend
-    assert backend.faults == [] and backend.leftovers() == []
 
 
 def fail_until(task_id: str, attempts: int, retry: str) -> str:
