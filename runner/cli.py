@@ -111,6 +111,17 @@ def main_options(
 
 
 Repeated = Annotated[list[str] | None, typer.Option()]
+Flows = Annotated[
+    list[Path] | None,
+    typer.Option("--flows", help="A folder of Kestra flows where subflows are found (repeatable)."),
+]
+SkipUnsupported = Annotated[
+    bool,
+    typer.Option(
+        "--skip-unsupported",
+        help="Kestra tasks this tool cannot run (cloud, hosted services) are skipped instead of refused.",
+    ),
+]
 OptionalFile = Annotated[
     Path | None,
     typer.Argument(help="The pipeline file (default: runner.yml or bitbucket-pipelines.yml here)."),
@@ -171,10 +182,8 @@ def run(
     no_final: Annotated[
         bool, typer.Option("--no-final", help="Do not run the final/finally steps (with --step or alone).")
     ] = False,
-    flows: Annotated[
-        list[Path] | None,
-        typer.Option("--flows", help="A folder of Kestra flows where subflows are found (repeatable)."),
-    ] = None,
+    flows: Flows = None,
+    skip_unsupported: SkipUnsupported = False,
     resume: Annotated[
         str | None,
         typer.Option(
@@ -228,6 +237,7 @@ def run(
         steps=step or [],
         no_final=no_final,
         flow_dirs=flows or [],
+        skip_unsupported=skip_unsupported,
         resume=resume,
         rerun_failed=rerun_failed,
     )
@@ -261,6 +271,8 @@ def validate(
     var: Repeated = None,
     flow_input: Annotated[list[str] | None, typer.Option("--input", help="A flow input: NAME=VALUE.")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
+    skip_unsupported: SkipUnsupported = False,
+    flows: Flows = None,
     format_name: Format = None,
     no_color: NoColor = False,
 ) -> None:
@@ -277,6 +289,8 @@ def validate(
             tag,
             [*(var or []), *(flow_input or [])],
             strict,
+            skip_unsupported,
+            tuple(flows or []),
         )
     )
 

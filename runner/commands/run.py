@@ -50,6 +50,7 @@ class RunRequest:
     steps: list[str] = field(default_factory=list)  # run only these (numbers, names, globs)
     no_final: bool = False
     flow_dirs: list[Path] = field(default_factory=list)  # where Kestra subflows are looked for
+    skip_unsupported: bool = False  # Kestra tasks that cannot run here are skipped, not refused
     resume: str | None = None  # "" : the newest paused run of the file
     rerun_failed: str | None = None  # "" : the newest failed run of the file
 
@@ -100,6 +101,7 @@ def _load(
         build_number=number,
         strict=request.strict,
         flow_dirs=tuple(request.flow_dirs),
+        skip_unsupported=request.skip_unsupported,
     )
     pipeline = load_pipeline(path, request.format_name, options)
     for warning in pipeline.warnings:
@@ -207,6 +209,7 @@ def run(console: Console, request: RunRequest) -> int:
             env={**os.environ, **env, **secrets},
             build_number=plan.build_number,
             flow_dirs=tuple(request.flow_dirs),
+            skip_unsupported=request.skip_unsupported,
         )
         child = load_pipeline(Path(child_path), "kestra", load_options)
         child_options = replace(options, carried={}, parent="", selection={}, build_number=plan.build_number)

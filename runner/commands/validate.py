@@ -19,7 +19,13 @@ def placeholder_prompt(name: str, default: str | None, allowed: tuple[str, ...])
 
 
 def checking_options(
-    pipeline: str | None, branch: str | None, tag: str | None, variables: list[str], strict: bool = False
+    pipeline: str | None,
+    branch: str | None,
+    tag: str | None,
+    variables: list[str],
+    strict: bool = False,
+    skip_unsupported: bool = False,
+    flow_dirs: tuple[Path, ...] = (),
 ) -> LoadOptions:
     """Options for reading a file without running it: nobody is asked, and missing values are allowed."""
     return LoadOptions(
@@ -30,6 +36,8 @@ def checking_options(
         prompt=placeholder_prompt,
         strict=strict,
         check_only=True,
+        skip_unsupported=skip_unsupported,
+        flow_dirs=flow_dirs,
     )
 
 
@@ -42,10 +50,12 @@ def validate(
     tag: str | None,
     variables: list[str],
     strict: bool,
+    skip_unsupported: bool = False,
+    flow_dirs: tuple[Path, ...] = (),
 ) -> int:
     path = file or find_default(Path.cwd())
     document, chosen = load_document(path, format_name)
-    base = checking_options(pipeline, branch, tag, variables, strict)
+    base = checking_options(pipeline, branch, tag, variables, strict, skip_unsupported, flow_dirs)
     names = (
         [pipeline]
         if pipeline or chosen != "bitbucket"
@@ -74,7 +84,7 @@ def validate(
             assert loaded is not None
             console.print(f"{escape(str(path))}: valid — {escape(loaded.name)}: {summary(loaded)}")
         return 0
-    return _invalid(console, path, checked, problems)
+    return _invalid(console, path, checked, problems, several=chosen == "bitbucket")
 
 
 def _seen(problems: list[InputError]) -> set[tuple[object, str]]:
@@ -82,21 +92,29 @@ def _seen(problems: list[InputError]) -> set[tuple[object, str]]:
 
 
 def _invalid(
-    console: Console, path: Path, checked: list[tuple[str, Pipeline | None]], problems: list[InputError]
+    console: Console,
+    path: Path,
+    checked: list[tuple[str, Pipeline | None]],
+    problems: list[InputError],
+    several: bool,
 ) -> int:
     """What holds and what does not, pipeline by pipeline, the problems, and a last line that says the
     file as a whole is refused: Bitbucket starts no pipeline of a file that breaks a rule anywhere."""
-    for name, pipeline in checked:
-        state = f"no problem — {summary(pipeline)}" if pipeline is not None else "has problems (below)"
-        console.print(f"{escape(str(path))}: {escape(name)}: {state}")
+    if several:
+        for name, pipeline in checked:
+            state = f"no problem — {summary(pipeline)}" if pipeline is not None else "has problems (below)"
+            console.print(f"{escape(str(path))}: {escape(name)}: {state}")
     errors = error_console()
     for problem in problems:
         show_problem(errors, problem)
-    broken = sum(1 for _, pipeline in checked if pipeline is None)
-    console.print(
-        f"{escape(str(path))}: INVALID — {broken} of {len(checked)} pipeline(s) with problems; "
-        "no pipeline of this file would run"
-    )
+    if several:
+        broken = sum(1 for _, pipeline in checked if pipeline is None)
+        console.print(
+            f"{escape(str(path))}: INVALID — {broken} of {len(checked)} pipeline(s) with problems; "
+            "no pipeline of this file would run"
+        )
+    else:
+        console.print(f"{escape(str(path))}: INVALID — {len(problems)} problem(s); it would not run")
     return int(ExitCode.INVALID_INPUT)
 
 

@@ -22,3 +22,4 @@ class LoadOptions:
     strict: bool = False  # warnings become errors
     check_only: bool = False  # the pipeline is checked, not run: values nobody gave are not required
     flow_dirs: tuple[Path, ...] = ()  # where subflows are looked for, besides the file's own folder
+    skip_unsupported: bool = False  # tasks this tool cannot run are skipped, not refused

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from runner.durations import iso_duration
 from runner.errors import InputError
 from runner.formats.kestra import tasks as t
+from runner.formats.kestra.families import unsupported_reason
 from runner.formats.kestra.inputs import resolve_inputs
 from runner.formats.options import LoadOptions
 from runner.formats.ports import parse_port
@@ -123,6 +124,12 @@ class Compiler:
         self.options = options
         self.warnings: list[LoadWarning] = []
         self.ids: dict[str, Loc] = {}
+        self.unsupported: list[tuple[str, Loc]] = []  # (type, where): every task this tool cannot run
+
+    def note(self, loc: Loc, message: str) -> None:
+        """What runs differently here than on a Kestra server: never an error, even under --strict."""
+        where = str(self.document.position(loc))
+        self.warnings.append(LoadWarning(where=where, message=message, about="machine"))
 
     def warn(self, loc: Loc, message: str, *, key: bool = False) -> None:
         if self.options.strict:
@@ -156,17 +163,22 @@ class Compiler:
         }
         # a flow-level retry applies to every runnable task without a retry of its own or of a parent
         retry = self._retry(flow.retry, ("retry",))
+        steps = self._tasks(flow.tasks, ("tasks",), retry)
+        errors = self._tasks(flow.errors, ("errors",), retry)
+        finally_ = self._tasks(flow.finally_, ("finally",), retry)
+        after = (
+            *self._listeners(flow.listeners),
+            *self._tasks(flow.after_execution, ("afterExecution",), retry),
+        )
+        self._refuse_unsupported()
         return Pipeline(
             name=f"{flow.namespace}.{flow.id}",
             source=self.path,
             context=self.path.parent,
-            steps=self._tasks(flow.tasks, ("tasks",), retry),
-            errors=self._tasks(flow.errors, ("errors",), retry),
-            finally_=self._tasks(flow.finally_, ("finally",), retry),
-            after=(
-                *self._listeners(flow.listeners),
-                *self._tasks(flow.after_execution, ("afterExecution",), retry),
-            ),
+            steps=steps,
+            errors=errors,
+            finally_=finally_,
+            after=after,
             outputs={output.id: _output_text(output.value) for output in flow.outputs or []},
             workspace=False,
             cleanup_failures_fail_run=False,
@@ -257,6 +269,8 @@ class Compiler:
         if not isinstance(raw, dict):
             raise self.document.error(loc, "a task is a mapping with `id` and `type`", None)
         kind = self._type(raw, loc)
+        if kind is None:
+            return self._skipped(raw, loc)
         spec_class = t.SPECS[kind]
         spec = validate(self.document, spec_class, self._known_keys(raw, spec_class, loc), loc)
         self._register(spec.id, loc)
@@ -283,19 +297,48 @@ class Compiler:
             manual=pause,
         )
 
-    def _type(self, raw: dict[str, Any], loc: Loc) -> str:
+    def _type(self, raw: dict[str, Any], loc: Loc) -> str | None:
+        """The task's type, or None when this tool cannot run it: such tasks are all reported at the end,
+        each with its place and why (or, with --skip-unsupported, skipped)."""
         kind = raw.get("type")
         if not isinstance(kind, str):
             raise self.document.error(loc, "a task needs a `type`", f"e.g. type: {t.LOG}")
         kind = t.ALIASES.get(kind, kind)
-        if kind not in t.SPECS:
-            known = sorted({*t.SPECS, *t.ALIASES})
-            close = difflib.get_close_matches(kind, known, n=1, cutoff=0.5)
-            hint = (
-                f"did you mean '{close[0]}'?" if close else "supported types: " + ", ".join(sorted(t.SPECS))
+        if kind in t.SPECS:
+            return kind
+        close = _close_spelling(kind)
+        if close:
+            raise self.document.error((*loc, "type"), f"Invalid type: {kind}", f"did you mean '{close}'?")
+        self.unsupported.append((kind, (*loc, "type")))
+        return None
+
+    def _skipped(self, raw: dict[str, Any], loc: Loc) -> Node:
+        """A task this tool cannot run, kept in its place as a step that is skipped (--skip-unsupported)."""
+        task_id = str(raw.get("id", "task"))
+        self._register(task_id, loc)
+        reason = f"skipped: {raw['type']} cannot run here ({unsupported_reason(str(raw['type']))})"
+        return Step(
+            id=task_id,
+            name=task_id,
+            action=LogAction(messages=()),
+            type_name=str(raw["type"]),
+            skip_reason=reason,
+        )
+
+    def _refuse_unsupported(self) -> None:
+        if not self.unsupported or self.options.skip_unsupported:
+            for kind, loc in self.unsupported:
+                self.note(loc, f"{kind} is skipped: {unsupported_reason(kind)}")
+            return
+        problems = [
+            self.document.error(
+                loc,
+                f"{kind} cannot run locally: {unsupported_reason(kind)}",
+                "run the rest with --skip-unsupported (these tasks are then SKIPPED)",
             )
-            raise self.document.error((*loc, "type"), f"Invalid type: {raw['type']}", hint)
-        return kind
+            for kind, loc in self.unsupported
+        ]
+        raise InputError.collect(problems)
 
     def _known_keys(self, raw: dict[str, Any], spec: type[BaseModel], loc: Loc) -> dict[str, Any]:
         """Unknown properties are reported and left out: Kestra refuses such a flow; here it runs."""
@@ -676,6 +719,19 @@ def find_flow(dirs: tuple[Path, ...], namespace: str, flow_id: str) -> Path | No
             and str(data.get("namespace")) == namespace
         ):
             return path
+    return None
+
+
+def _close_spelling(kind: str) -> str | None:
+    """A known type this one looks like a misspelling of: the same package, a name one or two letters
+    off (`Comands`); never an unrelated type that shares a long prefix."""
+    package, _, name = kind.rpartition(".")
+    known = sorted({*t.SPECS, *t.ALIASES})
+    same_package = [other for other in known if other.rpartition(".")[0].lower() == package.lower()]
+    names = {other.rpartition(".")[2]: other for other in same_package}
+    close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.6)
+    if close and names[close[0]] != kind:
+        return names[close[0]]
     return None
 
 
