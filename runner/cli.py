@@ -184,6 +184,18 @@ def run(
     ] = False,
     flows: Flows = None,
     skip_unsupported: SkipUnsupported = False,
+    trigger: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trigger", help="What a Kestra trigger would set, as `trigger.KEY`: KEY=VALUE (repeatable)."
+        ),
+    ] = None,
+    namespace_files: Annotated[
+        Path | None,
+        typer.Option(
+            "--namespace-files", help="The folder of Kestra namespace files (default: the flow's folder)."
+        ),
+    ] = None,
     resume: Annotated[
         str | None,
         typer.Option(
@@ -238,6 +250,8 @@ def run(
         no_final=no_final,
         flow_dirs=flows or [],
         skip_unsupported=skip_unsupported,
+        trigger=trigger or [],
+        namespace_files=namespace_files,
         resume=resume,
         rerun_failed=rerun_failed,
     )
@@ -368,6 +382,80 @@ def optional_values(argv: list[str]) -> list[str]:
             arg += "="
         out.append(arg)
     return out
+
+
+kv_app = typer.Typer(
+    no_args_is_help=True, help="Kestra's key-value store, kept on this machine (read by kv())."
+)
+app.add_typer(kv_app, name="kv")
+
+
+@kv_app.command("set")
+def kv_set(
+    namespace: Annotated[str, typer.Argument(help="The flow's namespace, e.g. company.team.")],
+    key: Annotated[str, typer.Argument()],
+    value: Annotated[str, typer.Argument()],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="The value is JSON (a number, a list, a map).")
+    ] = False,
+) -> None:
+    """Set a key."""
+    import json
+
+    from runner import kvstore
+
+    def action() -> int:
+        try:
+            parsed = json.loads(value) if as_json else value
+        except ValueError as exc:
+            raise InputError(
+                f"--json: {value!r} is not JSON: {exc}", "quote strings, or leave --json out"
+            ) from None
+        kvstore.put(namespace, key, parsed)
+        return 0
+
+    _execute(action)
+
+
+@kv_app.command("get")
+def kv_get(namespace: Annotated[str, typer.Argument()], key: Annotated[str, typer.Argument()]) -> None:
+    """Print a key's value (JSON for anything but a string); exit 2 when it is not set."""
+    import json
+
+    from runner import kvstore
+
+    def action() -> int:
+        try:
+            value = kvstore.get(namespace, key)
+        except KeyError:
+            raise InputError(
+                f"no key '{key}' in {namespace}", f"set it with: runner kv set {namespace} {key} VALUE"
+            ) from None
+        print(value if isinstance(value, str) else json.dumps(value))
+        return 0
+
+    _execute(action)
+
+
+@kv_app.command("list")
+def kv_list(namespace: Annotated[str, typer.Argument()]) -> None:
+    """Print the keys of a namespace."""
+    from runner import kvstore
+
+    def action() -> int:
+        for name in kvstore.keys(namespace):
+            print(name)
+        return 0
+
+    _execute(action)
+
+
+@kv_app.command("delete")
+def kv_delete(namespace: Annotated[str, typer.Argument()], key: Annotated[str, typer.Argument()]) -> None:
+    """Delete a key (exit 0 whether it was there or not)."""
+    from runner import kvstore
+
+    _execute(lambda: (kvstore.delete(namespace, key), 0)[1])
 
 
 def main() -> None:

@@ -51,6 +51,8 @@ class RunRequest:
     no_final: bool = False
     flow_dirs: list[Path] = field(default_factory=list)  # where Kestra subflows are looked for
     skip_unsupported: bool = False  # Kestra tasks that cannot run here are skipped, not refused
+    trigger: list[str] = field(default_factory=list)  # KEY=VALUE: what a Kestra trigger would set
+    namespace_files: Path | None = None
     resume: str | None = None  # "" : the newest paused run of the file
     rerun_failed: str | None = None  # "" : the newest failed run of the file
 
@@ -102,6 +104,8 @@ def _load(
         strict=request.strict,
         flow_dirs=tuple(request.flow_dirs),
         skip_unsupported=request.skip_unsupported,
+        trigger=parse_pairs(request.trigger, "--trigger"),
+        namespace_files=request.namespace_files,
     )
     pipeline = load_pipeline(path, request.format_name, options)
     for warning in pipeline.warnings:

@@ -517,6 +517,55 @@ def _error_logs(env: Env, args: Args) -> Any:
     return list(env.root.get("errorLogs()", []))
 
 
+@_function("secret", params=("key",))
+def _secret(env: Env, args: Args) -> str:
+    """Kestra's secret(): a SECRET_KEY variable (base64, as Kestra's open-source edition reads them), else
+    the value given with --secret (or --env)."""
+    key = _str(args.get("key"), "secret")
+    value = env.root.get("secret()", {}).get(key)
+    if value is None:
+        raise EvalError(
+            f"secret '{key}' is not set: give it with --secret {key}=VALUE, or SECRET_{key} (base64)"
+        )
+    return str(value)
+
+
+@_function("kv", params=("key", "namespace", "errorOnMissing"))
+def _kv(env: Env, args: Args) -> Any:
+    """Kestra's kv(): a value of the key-value store (kept on this machine; `runner kv set` writes it),
+    in the flow's namespace unless another is named."""
+    from runner import kvstore
+
+    key = _str(args.get("key"), "kv")
+    flow = env.root.get("flow") or {}
+    namespace = str(args.get("namespace") or flow.get("namespace") or "")
+    try:
+        return kvstore.get(namespace, key)
+    except KeyError:
+        if args.get("errorOnMissing", True):
+            raise EvalError(
+                f"the key '{key}' is not in the key-value store of {namespace}: "
+                f"set it with `runner kv set {namespace} {key} VALUE`"
+            ) from None
+        return None
+
+
+@_function("read", params=("path",))
+def _read(env: Env, args: Args) -> str:
+    """Kestra's read() of a namespace file: here, a file of the namespace-files folder."""
+    from pathlib import Path
+
+    base = Path(str(env.root.get("read()", ".")))
+    relative = _str(args.get("path"), "read")
+    target = (base / relative.lstrip("/")).resolve()
+    if not target.is_relative_to(base.resolve()):
+        raise EvalError(f"read('{relative}') leaves the namespace files' folder")
+    try:
+        return target.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise EvalError(f"read('{relative}'): {exc.strerror or exc} in {base}") from None
+
+
 @_function("jq", params=("value", "expression"))
 def _jq_function(env: Env, args: Args) -> list[Any]:
     return _jq(args.get("value"), args.get("expression"))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import difflib
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -50,10 +52,11 @@ TASK_ID = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$")
 SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 CONTAINER_ID_OUTPUT = {"taskRunner.containerId": "containerId"}
-WORKING_DIR = "/kestra/working-dir"  # where the tasks of a WorkingDirectory find their shared files
+WORKING_DIR = "/kestra/working-dir"
+SECRETS_NAME = "secret()"  # keys a template cannot write: only the functions read them
+NAMESPACE_FILES_NAME = "read()"  # where the tasks of a WorkingDirectory find their shared files
 IGNORED_FLOW_KEYS = (
     "triggers",
-    "pluginDefaults",
     "concurrency",
     "sla",
     "checks",
@@ -86,6 +89,15 @@ class ListenerSpec(Spec):
     tasks: list[dict[str, Any]] = Field(min_length=1)
 
 
+class PluginDefaultSpec(Spec):
+    """Property values for every task of a type (or of every type under a package): the task's own win,
+    unless `forced`."""
+
+    type: str
+    forced: bool = False
+    values: dict[str, Any] = Field(default_factory=dict)
+
+
 class FlowSpec(Spec):
     id: str
     namespace: str
@@ -102,7 +114,8 @@ class FlowSpec(Spec):
     deleted: bool = False
     tenant_id: str | None = Field(default=None, alias="tenantId")
     triggers: Any = None
-    plugin_defaults: Any = Field(default=None, alias="pluginDefaults")
+    plugin_defaults: list[PluginDefaultSpec] | None = Field(default=None, alias="pluginDefaults")
+    extend: Any = None  # the blueprints' metadata (title, tags, …): nothing to run
     concurrency: Any = None
     outputs: list[FlowOutputSpec] | None = None
     retry: t.RetrySpec | None = None
@@ -124,6 +137,7 @@ class Compiler:
         self.options = options
         self.warnings: list[LoadWarning] = []
         self.ids: dict[str, Loc] = {}
+        self.plugin_defaults: list[PluginDefaultSpec] = []
         self.unsupported: list[tuple[str, Loc]] = []  # (type, where): every task this tool cannot run
 
     def note(self, loc: Loc, message: str) -> None:
@@ -139,6 +153,7 @@ class Compiler:
     def compile(self) -> Pipeline:
         data = self.document.data
         flow = validate(self.document, FlowSpec, self._known_flow_keys(data))
+        self.plugin_defaults = flow.plugin_defaults or []
         self._check_ids(flow)
         if flow.disabled:
             raise self.document.error(
@@ -147,20 +162,34 @@ class Compiler:
         for key in IGNORED_FLOW_KEYS:
             if getattr(flow, _field(key)) is not None:
                 self.warn((key,), f"`{key}` has no effect when the flow runs locally", key=True)
+        flow_names = {
+            "id": flow.id,
+            "namespace": flow.namespace,
+            "revision": flow.revision or 1,
+            "tenantId": None,
+        }
         inputs, secrets = resolve_inputs(
-            self.document, flow.inputs, dict(self.options.variables), required=not self.options.check_only
+            self.document,
+            flow.inputs,
+            dict(self.options.variables),
+            required=not self.options.check_only,
+            context={"flow": flow_names},
         )
+        stored_secrets = server_secrets(self.options.env)
         names = {
-            "flow": {
-                "id": flow.id,
-                "namespace": flow.namespace,
-                "revision": flow.revision or 1,
-                "tenantId": None,
-            },
+            "flow": flow_names,
             "vars": flow.variables,
             "inputs": inputs,
             "labels": self._labels(flow.labels),
+            # Kestra's open-source edition: ENV_* variables as `envs`, SECRET_* (base64) through secret()
+            "envs": {
+                key[4:].lower(): value for key, value in self.options.env.items() if key.startswith("ENV_")
+            },
+            "trigger": dict(self.options.trigger),
+            SECRETS_NAME: {**self.options.env, **stored_secrets},
+            NAMESPACE_FILES_NAME: str(self.options.namespace_files or self.path.parent),
         }
+        secrets = [*secrets, *stored_secrets.values()]
         # a flow-level retry applies to every runnable task without a retry of its own or of a parent
         retry = self._retry(flow.retry, ("retry",))
         steps = self._tasks(flow.tasks, ("tasks",), retry)
@@ -268,6 +297,7 @@ class Compiler:
     def _task(self, raw: Any, loc: Loc, inherited: Retry | None = None) -> Node | None:
         if not isinstance(raw, dict):
             raise self.document.error(loc, "a task is a mapping with `id` and `type`", None)
+        raw = self._with_defaults(raw)
         kind = self._type(raw, loc)
         if kind is None:
             return self._skipped(raw, loc)
@@ -311,6 +341,18 @@ class Compiler:
             raise self.document.error((*loc, "type"), f"Invalid type: {kind}", f"did you mean '{close}'?")
         self.unsupported.append((kind, (*loc, "type")))
         return None
+
+    def _with_defaults(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """pluginDefaults applied as Kestra applies them: the most general first, maps merged deeply."""
+        kind = str(raw.get("type", ""))
+        matching = [
+            default
+            for default in self.plugin_defaults
+            if kind == default.type or kind.startswith(default.type.rstrip(".") + ".")
+        ]
+        for default in sorted(matching, key=lambda d: len(d.type)):
+            raw = _merge(raw, default.values) if default.forced else _merge(default.values, raw)
+        return raw
 
     def _skipped(self, raw: dict[str, Any], loc: Loc) -> Node:
         """A task this tool cannot run, kept in its place as a step that is skipped (--skip-unsupported)."""
@@ -693,6 +735,29 @@ class Compiler:
             max_duration=self._duration(spec.max_duration, (*loc, "maxDuration")),
             warning_on_retry=spec.warning_on_retry,
         )
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` on top of `base`; maps inside are merged too."""
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def server_secrets(env: Mapping[str, str]) -> dict[str, str]:
+    """Secrets as Kestra's open-source edition reads them: `SECRET_NAME` variables, base64-encoded."""
+    found: dict[str, str] = {}
+    for key, value in env.items():
+        if key.startswith("SECRET_") and len(key) > 7:
+            try:
+                found[key[7:]] = base64.b64decode(value, validate=True).decode("utf-8")
+            except (ValueError, UnicodeDecodeError):
+                continue
+    return found
 
 
 def find_flow(dirs: tuple[Path, ...], namespace: str, flow_id: str) -> Path | None:

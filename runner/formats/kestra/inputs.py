@@ -12,6 +12,7 @@ import yaml
 from pydantic import Field, model_validator
 
 from runner.errors import InputError
+from runner.expressions import ExpressionError, render
 from runner.formats.schema import Spec, validate
 from runner.formats.source import Document, Loc
 
@@ -48,6 +49,7 @@ class InputSpec(Spec):
     display_name: str | None = Field(default=None, alias="displayName")
     required: bool = True
     defaults: Any = None
+    prefill: Any = None  # what Kestra's form shows first: taken when nothing is given and no default
     values: list[Any] | None = None
     item_type: InputType | None = Field(default=None, alias="itemType")
     allow_custom_value: bool = Field(default=False, alias="allowCustomValue")
@@ -68,7 +70,12 @@ class InputSpec(Spec):
 
 
 def resolve_inputs(
-    document: Document, declared: Any, given: dict[str, str], *, required: bool = True
+    document: Document,
+    declared: Any,
+    given: dict[str, str],
+    *,
+    required: bool = True,
+    context: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """The typed value of every input, and the values of SECRET inputs (to mask them)."""
     if declared is None:
@@ -92,8 +99,13 @@ def resolve_inputs(
         seen.add(spec.id)
         if spec.id in given:
             raw_value: Any = given[spec.id]
-        elif spec.defaults is not None:
-            raw_value = spec.defaults
+        elif spec.defaults is not None or spec.prefill is not None:
+            raw_value = spec.defaults if spec.defaults is not None else spec.prefill
+            if isinstance(raw_value, str) and "{{" in raw_value:  # a default may be an expression
+                try:
+                    raw_value = render(raw_value, context or {})
+                except ExpressionError as exc:
+                    raise document.error((*loc, "defaults"), f"input '{spec.id}': {exc}", None) from None
         elif spec.required and required:
             raise document.error(
                 loc,
