@@ -190,6 +190,12 @@ def run(
             "--trigger", help="What a Kestra trigger would set, as `trigger.KEY`: KEY=VALUE (repeatable)."
         ),
     ] = None,
+    send_notifications: Annotated[
+        bool,
+        typer.Option(
+            "--send-notifications", help="Send Kestra notifications (Slack, Teams, …); else they are shown."
+        ),
+    ] = False,
     namespace_files: Annotated[
         Path | None,
         typer.Option(
@@ -251,6 +257,7 @@ def run(
         flow_dirs=flows or [],
         skip_unsupported=skip_unsupported,
         trigger=trigger or [],
+        send_notifications=send_notifications,
         namespace_files=namespace_files,
         resume=resume,
         rerun_failed=rerun_failed,

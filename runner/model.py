@@ -143,6 +143,8 @@ class ContainerRun(Frozen):
     pull: Literal["missing", "always", "never"] = "missing"
     output_markers: bool = False  # lines `::{"outputs":{...}}::` set the step's `vars` output
     shared_outputs: SharedOutputs | None = None
+    input_files: dict[str, str] = Field(default_factory=dict)  # name -> content, or a stored file's URI
+    output_files: tuple[str, ...] = ()  # globs under `workdir`: stored after the run, named by URI
 
 
 class StopAction(Frozen):
@@ -200,6 +202,54 @@ class ExitAction(Frozen):
     state: Literal["SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELED"] = "SUCCESS"
 
 
+class HttpAction(Frozen):
+    """An HTTP request made by the runner itself (Kestra's http.Request, http.Download)."""
+
+    kind: Literal["http"] = "http"
+    uri: str
+    method: str = "GET"
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: str | None = None
+    form: dict[str, str] = Field(default_factory=dict)
+    content_type: str | None = None
+    download: bool = False  # keep the body as a stored file (output `uri`), not as text
+    allow_failed: bool = False  # a 4xx/5xx answer does not fail the step
+    timeout: float = 60.0
+
+
+class KeyValueAction(Frozen):
+    """A key of the local key-value store (Kestra's kv tasks)."""
+
+    kind: Literal["kv"] = "kv"
+    operation: Literal["set", "get", "delete", "keys"]
+    namespace: str  # an expression: the flow's namespace by default
+    key: str = ""
+    value: Any = None
+    overwrite: bool = True
+    error_on_missing: bool = False
+    prefix: str = ""
+
+
+class LabelsAction(Frozen):
+    kind: Literal["labels"] = "labels"
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class PurgeAction(Frozen):
+    """Removes the files the run has stored so far (Kestra's PurgeCurrentExecutionFiles)."""
+
+    kind: Literal["purge"] = "purge"
+
+
+class NotifyAction(Frozen):
+    """A message to a chat or mail service: shown, and sent only when the run allows it."""
+
+    kind: Literal["notify"] = "notify"
+    service: str  # how the file names it, e.g. "Slack"
+    url: str = ""  # where it would be posted ("" for mail)
+    payload: str = ""  # what would be sent, rendered
+
+
 class SubflowAction(Frozen):
     """Runs another pipeline file as a run of its own (Kestra's Subflow), with these inputs rendered; its
     state and outputs become this step's."""
@@ -236,6 +286,11 @@ Action = Annotated[
     | ValuesAction
     | ExitAction
     | SubflowAction
+    | HttpAction
+    | KeyValueAction
+    | LabelsAction
+    | PurgeAction
+    | NotifyAction
     | RedisAction,
     Field(discriminator="kind"),
 ]

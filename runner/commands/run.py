@@ -53,6 +53,7 @@ class RunRequest:
     skip_unsupported: bool = False  # Kestra tasks that cannot run here are skipped, not refused
     trigger: list[str] = field(default_factory=list)  # KEY=VALUE: what a Kestra trigger would set
     namespace_files: Path | None = None
+    send_notifications: bool = False
     resume: str | None = None  # "" : the newest paused run of the file
     rerun_failed: str | None = None  # "" : the newest failed run of the file
 
@@ -232,6 +233,7 @@ def run(console: Console, request: RunRequest) -> int:
         selection=_selection(request),
         build_number=plan.build_number,
         subflows=run_subflow,
+        send_notifications=request.send_notifications,
     )
     return Executor(pipeline, backend, ledger, reporter, options).run().exit_code
 

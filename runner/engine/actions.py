@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 
+from runner.engine import local_tasks
 from runner.engine.artifacts import bundles
 from runner.engine.builtin import BuiltinAction, BuiltinContext, run_builtin
 from runner.engine.container_step import Outcome, StepContext, run_container, start_sidecars
@@ -17,7 +18,16 @@ from runner.engine.interrupts import ChildInterrupts
 from runner.engine.status import Block, StepStatus
 from runner.engine.variables import expand, parse, read_file
 from runner.errors import ImageUnavailable, RunnerError
-from runner.model import WORKSPACE, ContainerRun, LogAction, Mount, PipeCall, Step, StopAction, SubflowAction
+from runner.model import (
+    WORKSPACE,
+    ContainerRun,
+    LogAction,
+    Mount,
+    PipeCall,
+    Step,
+    StopAction,
+    SubflowAction,
+)
 from runner.teardown.labels import PREFIX
 
 ENGINE_SOCKET_TARGET = "/var/run/docker.sock"  # where a step that drives the engine finds its socket
@@ -58,6 +68,8 @@ class Actions:
             return self._stop(action)
         if isinstance(action, SubflowAction):
             return self._subflow(action)
+        if isinstance(action, local_tasks.LocalAction):
+            return self._local(step, action, attempt)
         if not isinstance(action, ContainerRun):
             return self._builtin(step, action, should_stop, attempt)
         shared_dir = WORKING_DIR.get()
@@ -73,6 +85,36 @@ class Actions:
         finally:
             if not action.detach:
                 self.remove_later(step.id)
+
+    def _local(self, step: Step, action: local_tasks.LocalAction, attempt: int) -> Outcome:
+        """A task the runner does itself (HTTP, the key-value store, labels, stored files, notifications)."""
+        templates = self.run.templates
+
+        def render_text(text: str) -> str:
+            return templates.render(text, templates.names(step, attempt)) if templates else text
+
+        def add_labels(labels: dict[str, str]) -> None:
+            if templates is not None:
+                templates.labels.update(labels)
+
+        flow = templates.templating.names.get("flow", {}) if templates else {}
+        context = local_tasks.LocalContext(
+            render=render_text,
+            log=lambda line: self._log(step, line),
+            store_file=lambda name, content: self.run.storage.store(step.id, name, content),
+            purge_files=self.run.storage.purge,
+            add_labels=add_labels,
+            send_notifications=self.run.options.send_notifications,
+            flow_namespace=str(flow.get("namespace", "")),
+        )
+        result = local_tasks.RUNNERS[action.kind](action, context)
+        return Outcome(result.status, None, result.message, outputs=result.outputs or {})
+
+    def _log(self, step: Step, line: str) -> None:
+        line = self.run.mask(line)
+        with open(self.run.log_dir / f"{step.id}.log", "a", encoding="utf-8") as file:
+            file.write(line + "\n")
+        self.run.reporter.log(step, line)
 
     def _subflow(self, action: SubflowAction) -> Outcome:
         """The child pipeline as a run of its own, guarded and swept by itself; Ctrl-C reaches it."""
@@ -158,6 +200,16 @@ class Actions:
             except RunnerError as exc:
                 self.run.reporter.notice(
                     f"{step.name}: could not collect artifacts: {exc.message}", warning=True
+                )
+        if action.output_files and outcome.container_id and action.workdir:
+            try:
+                stored = self.run.storage.collect(
+                    self.run.backend, outcome.container_id, action.workdir, action.output_files, step.id
+                )
+                outcome = replace(outcome, outputs={**outcome.outputs, "outputFiles": stored})
+            except RunnerError as exc:
+                self.run.reporter.notice(
+                    f"{step.name}: could not keep its output files: {exc.message}", warning=True
                 )
         if action.detach and outcome.status is not StepStatus.SUCCESS:
             self.remove_later(step.id)
@@ -330,6 +382,10 @@ class Actions:
             restored = self.run.artifacts.archive(action.workdir, action.download_names)
             if restored is not None:
                 self.run.backend.put_archive(container_id, "/", restored)
+        if action.input_files and action.workdir:
+            self.run.backend.put_archive(
+                container_id, "/", self.run.storage.archive(action.input_files, action.workdir)
+            )
 
     def _seed_workspace(self, container_id: str) -> None:
         if self.run.seeded:

@@ -18,6 +18,7 @@ from runner.engine.images import ImageResolver
 from runner.engine.interrupts import Interrupts
 from runner.engine.reuse import CarriedStep
 from runner.engine.status import Block, RunResult, StepResult, StepStatus
+from runner.engine.storage import RunStorage
 from runner.engine.templating import RunTemplates
 from runner.engine.variables import SHARED_FILE, SharedVariables
 from runner.engine.workspace import SourceTree
@@ -50,6 +51,7 @@ class RunOptions:
     selection: Mapping[str, object] = field(default_factory=dict)  # how the pipeline was chosen, kept
     build_number: int = 0
     subflows: SubflowRunner | None = None  # None: a subflow step fails, saying it needs one
+    send_notifications: bool = False  # notification steps only show their message unless this is set
 
 
 def new_run_id() -> str:
@@ -104,6 +106,7 @@ class RunContext:
         self.pending_removals: list[Future[object]] = []
         self.log_dir = ledger.directory / "logs" / self.run_id
         self.artifacts = ArtifactStore(ledger.directory / "artifacts" / self.run_id)
+        self.storage = RunStorage(ledger.directory / "storage", self.run_id)
         self.deadline: float | None = None
         self.paused = False
         self.exit_state: str | None = None  # set by an exit action: nothing more starts, the run ends so

@@ -48,6 +48,7 @@ class RunTemplates:
         self.states: dict[str, dict[str, str]] = {}
         self.state = "RUNNING"
         self.errors: list[dict[str, Any]] = []  # what errorLogs() returns: the run's ERROR log entries
+        self.labels: dict[str, Any] = {}  # set by a Labels task, on top of the flow's
         self.lock = threading.Lock()
 
     def record(
@@ -99,6 +100,7 @@ class RunTemplates:
             errors = list(self.errors[:ERROR_LOGS])
         names: dict[str, Any] = {
             **self.templating.names,
+            "labels": {**self.templating.names.get("labels", {}), **self.labels},
             ERROR_LOGS_NAME: errors,
             "outputs": outputs,
             "tasks": states,

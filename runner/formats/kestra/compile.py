@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import difflib
 import re
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +21,7 @@ from runner.formats.options import LoadOptions
 from runner.formats.ports import parse_port
 from runner.formats.schema import Spec, validate
 from runner.formats.source import Document, Loc
+from runner.globs import matches
 from runner.model import (
     AssertAction,
     Branch,
@@ -27,12 +29,17 @@ from runner.model import (
     ExitAction,
     FailAction,
     Group,
+    HttpAction,
+    KeyValueAction,
+    LabelsAction,
     LoadWarning,
     LogAction,
     Mount,
     Node,
+    NotifyAction,
     Pipeline,
     PortBinding,
+    PurgeAction,
     ReadyCheck,
     RedisAction,
     RegistryAuth,
@@ -301,7 +308,8 @@ class Compiler:
         kind = self._type(raw, loc)
         if kind is None:
             return self._skipped(raw, loc)
-        spec_class = t.SPECS[kind]
+        spec_class = t.spec_for(kind)
+        assert spec_class is not None  # _type returned it
         spec = validate(self.document, spec_class, self._known_keys(raw, spec_class, loc), loc)
         self._register(spec.id, loc)
         if spec.disabled:
@@ -321,7 +329,7 @@ class Compiler:
             allow_warning=spec.allow_warning,
             run_if=spec.run_if,
             retry=retry,
-            output_aliases=CONTAINER_ID_OUTPUT if kind in (t.DOCKER_RUN, t.SHELL_COMMANDS) else {},
+            output_aliases=CONTAINER_ID_OUTPUT if kind == t.DOCKER_RUN or t.script_language(kind) else {},
             # a Pause with no duration waits to be resumed: asked on a terminal, else the run pauses
             # there and `runner run --resume` goes on after it
             manual=pause,
@@ -334,7 +342,7 @@ class Compiler:
         if not isinstance(kind, str):
             raise self.document.error(loc, "a task needs a `type`", f"e.g. type: {t.LOG}")
         kind = t.ALIASES.get(kind, kind)
-        if kind in t.SPECS:
+        if t.spec_for(kind) is not None:
             return kind
         close = _close_spelling(kind)
         if close:
@@ -533,6 +541,44 @@ class Compiler:
                 return ExitAction(state=spec.state)
             case t.SubflowSpec():
                 return self._subflow(spec, loc)
+            case t.LabelsSpec():
+                pairs = (
+                    spec.labels.items()
+                    if isinstance(spec.labels, dict)
+                    else ((item.get("key"), item.get("value")) for item in spec.labels)
+                )
+                return LabelsAction(labels={str(key): _text(value) for key, value in pairs})
+            case t.HttpSpec():
+                options = spec.options or t.HttpOptionsSpec()
+                timeout = self._duration(options.read_timeout, (*loc, "options", "readTimeout")) or 60.0
+                return HttpAction(
+                    uri=spec.uri,
+                    method=spec.method,
+                    headers={key: _text(value) for key, value in spec.headers.items()},
+                    body=None if spec.body is None else _output_text(spec.body),
+                    form={key: _text(value) for key, value in spec.form_data.items()},
+                    content_type=spec.content_type,
+                    download=t.ALIASES.get(spec.type, spec.type) == t.HTTP_DOWNLOAD,
+                    allow_failed=spec.allow_failed or options.allow_failed,
+                    timeout=timeout,
+                )
+            case t.KeyValueSpec():
+                operation = {t.KV_SET: "set", t.KV_GET: "get", t.KV_DELETE: "delete", t.KV_GET_KEYS: "keys"}[
+                    spec.type
+                ]
+                return KeyValueAction(
+                    operation=operation,  # type: ignore[arg-type]
+                    namespace=spec.namespace,
+                    key=spec.key,
+                    value=spec.value,
+                    overwrite=spec.overwrite,
+                    error_on_missing=spec.error_on_missing,
+                    prefix=spec.prefix,
+                )
+            case t.PurgeFilesSpec():
+                return PurgeAction()
+            case t.NotificationSpec():
+                return self._notification(spec)
             case t.PauseSpec():
                 duration = spec.pause_duration or spec.delay
                 if duration is not None:
@@ -548,8 +594,8 @@ class Compiler:
                 return StopAction(
                     target=spec.container_id, by="container", kill=spec.kill, remove=spec.delete
                 )
-            case t.ShellCommandsSpec():
-                return self._shell(spec, loc)
+            case t.ScriptTaskSpec():
+                return self._script_task(spec, loc)
             case t.RedisSetSpec():
                 value = spec.value if isinstance(spec.value, str) else _json(spec.value)
                 return RedisAction(
@@ -576,6 +622,32 @@ class Compiler:
                     failed_on_missing=spec.failed_on_missing,
                 )
         raise InputError(f"the task type of {spec.id} cannot run here")  # every SPECS entry is matched above
+
+    def _notification(self, spec: t.NotificationSpec) -> NotifyAction:
+        """What a notification plugin would send: its payload, else the texts it is made of."""
+        extra = spec.model_extra or {}
+        service = spec.type.rpartition(".")[2]
+        url = spec.url or str(extra.get("webhookUrl") or "")
+        if spec.payload is not None:
+            payload = _output_text(spec.payload)
+        else:
+            texts = [
+                f"{key}: {_output_text(extra[key])}"
+                for key in (
+                    "to",
+                    "subject",
+                    "channel",
+                    "messageText",
+                    "customMessage",
+                    "plainTextContent",
+                    "htmlTextContent",
+                    "text",
+                    "content",
+                )
+                if key in extra
+            ]
+            payload = "\n".join(texts)
+        return NotifyAction(service=service, url=url, payload=payload)
 
     def _subflow(self, spec: t.SubflowSpec, loc: Loc) -> SubflowAction:
         """The child flow's file, found now among the flows of this file's folder and of --flows: a run
@@ -645,30 +717,48 @@ class Compiler:
             output_markers=True,
         )
 
-    def _shell(self, spec: t.ShellCommandsSpec, loc: Loc) -> ContainerRun:
+    def _script_task(self, spec: t.ScriptTaskSpec, loc: Loc) -> ContainerRun:
+        """A script plugin's task: its commands (or its script, as a file in the working directory) in a
+        container of its language's image, with its input files put in and its output files kept."""
+        kind = t.ALIASES.get(spec.type, spec.type)
+        language = t.script_language(kind) or "shell"
+        default_image, run_file, extension = t.LANGUAGES[language]
         runner = spec.task_runner or spec.docker or t.TaskRunnerSpec()
-        if not runner.type.endswith(".docker.Docker"):
-            raise self.document.error(
-                (*loc, "taskRunner", "type"),
-                f"the task runner {runner.type} is not supported: tasks run in containers here",
-                "use io.kestra.plugin.scripts.runner.docker.Docker",
+        if not runner.type.endswith(".docker.Docker") or (spec.runner or "").upper() == "PROCESS":
+            self.note(
+                (*loc, "taskRunner") if spec.task_runner else loc,
+                "the Process task runner runs the commands in a container of the task's image here, never on "
+                "this machine itself",
             )
         if not spec.fail_fast:
             self.warn(
                 (*loc, "failFast"),
                 "failFast: false is not supported locally: the commands stop at the first failure",
             )
+        if kind.endswith(".Script") and spec.script is None:
+            raise self.document.error(loc, f"{kind} needs a `script`", "add `script: |` with the code to run")
+        if kind.endswith(".Commands") and not spec.commands:
+            raise self.document.error(loc, f"{kind} needs `commands`", "add `commands:` with at least one")
+        files = self._input_files(spec, loc)
+        commands = list(spec.commands)
+        if spec.script is not None:
+            name = f"main.{extension}" if language == "go" else f"script.{extension}"
+            files[name] = spec.script
+            commands = [f"{run_file} {name}"]
+        install = _dependencies(language, spec.dependencies)
         shell: Literal["sh", "bash"] = (
             "bash" if any("bash" in part for part in spec.interpreter[:1]) else "sh"
         )
         return ContainerRun(
-            image=spec.container_image,
+            image=spec.container_image or default_image,
             registry_auth=_auth(runner.credentials),
-            script=(*spec.before_commands, *spec.commands),
+            script=(*spec.before_commands, *install, *commands),
             shell=shell,
             env={key: _text(value) for key, value in spec.env.items()},
-            workdir=None,
+            workdir=WORKING_DIR,
             source="none",
+            input_files=files,
+            output_files=tuple(spec.output_files or ()),
             mounts=tuple(
                 self._volume(text, (*loc, "taskRunner", "volumes", i))
                 for i, text in enumerate(runner.volumes)
@@ -682,6 +772,28 @@ class Compiler:
             cpus=runner.cpu.cpus if runner.cpu else None,
             output_markers=True,
         )
+
+    def _input_files(self, spec: t.ScriptTaskSpec, loc: Loc) -> dict[str, str]:
+        """The task's inputFiles (content, or the URI of a file an earlier task output) and its namespace
+        files, read from the namespace-files folder now."""
+        files: dict[str, str] = {}
+        if isinstance(spec.input_files, str):
+            self.warn((*loc, "inputFiles"), "inputFiles as one expression is not supported here: write a map")
+        elif spec.input_files:
+            files.update({name: _output_text(value) for name, value in spec.input_files.items()})
+        namespace = spec.namespace_files
+        if namespace is not None and namespace.enabled:
+            base = self.options.namespace_files or self.path.parent
+            for path in sorted(base.rglob("*")):
+                relative = path.relative_to(base).as_posix()
+                if not path.is_file() or relative.startswith(".") or "/." in relative:
+                    continue
+                if namespace.include and not matches(relative, tuple(namespace.include)):
+                    continue
+                if namespace.exclude and matches(relative, tuple(namespace.exclude)):
+                    continue
+                files.setdefault(relative, path.read_text(encoding="utf-8", errors="replace"))
+        return files
 
     def _port(self, text: str, loc: Loc) -> PortBinding:
         try:
@@ -735,6 +847,20 @@ class Compiler:
             max_duration=self._duration(spec.max_duration, (*loc, "maxDuration")),
             warning_on_retry=spec.warning_on_retry,
         )
+
+
+def _dependencies(language: str, packages: list[str]) -> list[str]:
+    """The command that installs a script's `dependencies` before it runs, as Kestra's plugins do."""
+    if not packages:
+        return []
+    quoted = " ".join(shlex.quote(package) for package in packages)
+    installers = {
+        "python": f"pip install --quiet {quoted}",
+        "node": f"npm install --silent {quoted}",
+        "ruby": f"gem install {quoted}",
+        "r": "Rscript -e " + shlex.quote("install.packages(c(" + ", ".join(repr(p) for p in packages) + "))"),
+    }
+    return [installers.get(language, f"echo 'dependencies of {language} scripts are not installed here'")]
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

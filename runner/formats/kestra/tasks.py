@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from runner.formats.schema import Spec
 
@@ -30,6 +30,15 @@ WORKING_DIRECTORY = "io.kestra.plugin.core.flow.WorkingDirectory"
 DAG = "io.kestra.plugin.core.flow.Dag"
 EXIT = "io.kestra.plugin.core.execution.Exit"
 OUTPUT_VALUES = "io.kestra.plugin.core.output.OutputValues"
+LABELS = "io.kestra.plugin.core.execution.Labels"
+HTTP_REQUEST = "io.kestra.plugin.core.http.Request"
+HTTP_DOWNLOAD = "io.kestra.plugin.core.http.Download"
+KV_SET = "io.kestra.plugin.core.kv.Set"
+KV_GET = "io.kestra.plugin.core.kv.Get"
+KV_DELETE = "io.kestra.plugin.core.kv.Delete"
+KV_GET_KEYS = "io.kestra.plugin.core.kv.GetKeys"
+PURGE_FILES = "io.kestra.plugin.core.storage.PurgeCurrentExecutionFiles"
+NOTIFICATIONS = ("io.kestra.plugin.notifications.", "io.kestra.plugin.email.")
 REDIS_SET = "io.kestra.plugin.redis.string.Set"
 REDIS_GET = "io.kestra.plugin.redis.string.Get"
 REDIS_DELETE = "io.kestra.plugin.redis.string.Delete"
@@ -49,6 +58,10 @@ ALIASES = {
     "io.kestra.core.tasks.flows.EachParallel": EACH_PARALLEL,
     "io.kestra.core.tasks.flows.AllowFailure": ALLOW_FAILURE,
     "io.kestra.core.tasks.flows.Pause": PAUSE,
+    "io.kestra.plugin.fs.http.Request": HTTP_REQUEST,
+    "io.kestra.plugin.fs.http.Download": HTTP_DOWNLOAD,
+    "io.kestra.core.tasks.storages.PurgeExecution": PURGE_FILES,
+    "io.kestra.plugin.core.storage.PurgeExecution": PURGE_FILES,
     "io.kestra.core.tasks.flows.Subflow": SUBFLOW,
     "io.kestra.core.tasks.flows.Flow": SUBFLOW,
     "io.kestra.plugin.core.flow.Flow": SUBFLOW,
@@ -231,6 +244,55 @@ class SubflowSpec(TaskSpec):
     schedule_date: str | None = Field(default=None, alias="scheduleDate")
 
 
+class LabelsSpec(TaskSpec):
+    labels: dict[str, Any] | list[dict[str, Any]]
+
+
+class HttpOptionsSpec(Spec):
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+
+    allow_failed: bool = Field(default=False, alias="allowFailed")
+    read_timeout: str | None = Field(default=None, alias="readTimeout")
+    connect_timeout: str | None = Field(default=None, alias="connectTimeout")
+
+
+class HttpSpec(TaskSpec):
+    uri: str
+    method: str = "GET"
+    body: Any = None
+    headers: dict[str, Any] = Field(default_factory=dict)
+    content_type: str | None = Field(default=None, alias="contentType")
+    form_data: dict[str, Any] = Field(default_factory=dict, alias="formData")
+    options: HttpOptionsSpec | None = None
+    allow_failed: bool = Field(default=False, alias="allowFailed")
+    fail_on_empty_response: bool = Field(default=True, alias="failOnEmptyResponse")
+    encrypt_body: bool = Field(default=False, alias="encryptBody")
+
+
+class KeyValueSpec(TaskSpec):
+    key: str = ""
+    value: Any = None
+    namespace: str = "{{ flow.namespace }}"
+    overwrite: bool = True
+    kv_type: str | None = Field(default=None, alias="kvType")
+    ttl: str | None = None
+    error_on_missing: bool = Field(default=False, alias="errorOnMissing")
+    prefix: str = ""
+
+
+class PurgeFilesSpec(TaskSpec):
+    pass
+
+
+class NotificationSpec(TaskSpec):
+    """Every notification plugin: what it would send is shown, never sent unless asked."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+
+    url: str | None = None
+    payload: Any = None
+
+
 class PauseSpec(TaskSpec):
     delay: str | None = None  # the older name of pauseDuration
     pause_duration: str | None = Field(default=None, alias="pauseDuration")
@@ -327,22 +389,72 @@ class TaskRunnerSpec(Spec):
     wait: bool = True
 
 
-class ShellCommandsSpec(TaskSpec):
-    commands: list[str] = Field(min_length=1)
+class NamespaceFilesSpec(Spec):
+    enabled: bool = True
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+    folder_per_namespace: bool = Field(default=False, alias="folderPerNamespace")
+
+
+class ScriptTaskSpec(TaskSpec):
+    """Every script plugin of Kestra has this shape: `commands` (Commands) or `script` (Script), in a
+    container of its language's image."""
+
+    commands: list[str] = Field(default_factory=list)
+    script: str | None = None
+    dependencies: list[str] = Field(default_factory=list)
     before_commands: list[str] = Field(default_factory=list, alias="beforeCommands")
-    container_image: str = Field(default="ubuntu", alias="containerImage")
+    container_image: str | None = Field(default=None, alias="containerImage")
     task_runner: TaskRunnerSpec | None = Field(default=None, alias="taskRunner")
     interpreter: list[str] = Field(default_factory=lambda: ["/bin/sh", "-c"])
     env: dict[str, str | int | float | bool] = Field(default_factory=dict)
     fail_fast: bool = Field(default=True, alias="failFast")
     target_os: str | None = Field(default=None, alias="targetOS")
-    input_files: Any = Field(default=None, alias="inputFiles")
+    input_files: dict[str, Any] | str | None = Field(default=None, alias="inputFiles")
     output_files: list[str] | None = Field(default=None, alias="outputFiles")
-    namespace_files: Any = Field(default=None, alias="namespaceFiles")
+    namespace_files: NamespaceFilesSpec | None = Field(default=None, alias="namespaceFiles")
     warning_on_std_err: bool | None = Field(default=None, alias="warningOnStdErr")
     docker: TaskRunnerSpec | None = None
+    runner: str | None = None  # the old way to choose DOCKER or PROCESS
 
     _commands = field_validator("commands", "before_commands", mode="before")(_string_list)
+
+
+# language -> (Kestra's default image, how a Script's file is run, the file's extension)
+LANGUAGES: dict[str, tuple[str, str, str]] = {
+    "python": ("python:3.11-slim", "python", "py"),
+    "shell": ("ubuntu", "sh", "sh"),
+    "node": ("node", "node", "js"),
+    "r": ("r-base", "Rscript", "R"),
+    "julia": ("julia", "julia", "jl"),
+    "ruby": ("ruby", "ruby", "rb"),
+    "powershell": ("mcr.microsoft.com/powershell", "pwsh -File", "ps1"),
+    "go": ("golang", "go run", "go"),
+    "perl": ("perl", "perl", "pl"),
+    "php": ("php", "php", "php"),
+    "lua": ("nickblah/lua", "lua", "lua"),
+    "deno": ("denoland/deno", "deno run --allow-all", "ts"),
+    "bun": ("oven/bun", "bun run", "ts"),
+    "groovy": ("groovy", "groovy", "groovy"),
+}
+SCRIPT_TYPES = {
+    f"io.kestra.plugin.scripts.{language}.{kind}": language
+    for language in LANGUAGES
+    for kind in ("Script", "Commands")
+}
+
+
+def script_language(kind: str) -> str | None:
+    return SCRIPT_TYPES.get(kind)
+
+
+def spec_for(kind: str) -> type[TaskSpec] | None:
+    """The schema of a task type this tool runs, or None."""
+    if kind in SPECS:
+        return SPECS[kind]
+    if kind.startswith(NOTIFICATIONS):
+        return NotificationSpec
+    return None
 
 
 class RedisSpec(TaskSpec):
@@ -382,6 +494,14 @@ SPECS: dict[str, type[TaskSpec]] = {
     EACH_PARALLEL: EachParallelSpec,
     ALLOW_FAILURE: AllowFailureSpec,
     PAUSE: PauseSpec,
+    LABELS: LabelsSpec,
+    HTTP_REQUEST: HttpSpec,
+    HTTP_DOWNLOAD: HttpSpec,
+    KV_SET: KeyValueSpec,
+    KV_GET: KeyValueSpec,
+    KV_DELETE: KeyValueSpec,
+    KV_GET_KEYS: KeyValueSpec,
+    PURGE_FILES: PurgeFilesSpec,
     SUBFLOW: SubflowSpec,
     WORKING_DIRECTORY: WorkingDirectorySpec,
     DAG: DagSpec,
@@ -389,7 +509,7 @@ SPECS: dict[str, type[TaskSpec]] = {
     OUTPUT_VALUES: OutputValuesSpec,
     DOCKER_RUN: DockerRunSpec,
     DOCKER_STOP: DockerStopSpec,
-    SHELL_COMMANDS: ShellCommandsSpec,
+    **dict.fromkeys(SCRIPT_TYPES, ScriptTaskSpec),
     REDIS_SET: RedisSetSpec,
     REDIS_GET: RedisGetSpec,
     REDIS_DELETE: RedisDeleteSpec,

@@ -1,0 +1,148 @@
+"""Built-in tasks that talk to the outside from the runner itself: HTTP requests and downloads, the local
+key-value store, execution labels, the run's stored files, and notifications that are shown, and sent
+only when the run allows it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from runner.engine.status import StepStatus
+from runner.errors import RunnerError
+from runner.model import HttpAction, KeyValueAction, LabelsAction, NotifyAction, PurgeAction
+
+LocalAction = HttpAction | KeyValueAction | LabelsAction | PurgeAction | NotifyAction
+
+
+@dataclass
+class LocalResult:
+    status: StepStatus
+    message: str = ""
+    outputs: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class LocalContext:
+    render: Callable[[str], str]
+    log: Callable[[str], None]
+    store_file: Callable[[str, bytes], str]  # (name, content) -> the stored file's URI
+    purge_files: Callable[[], list[str]]  # removes the run's stored files, returns their URIs
+    add_labels: Callable[[dict[str, str]], None]
+    send_notifications: bool
+    flow_namespace: str
+
+
+def run_http(action: HttpAction, context: LocalContext) -> LocalResult:
+    import httpx
+
+    headers = {key: context.render(value) for key, value in action.headers.items()}
+    if action.content_type:
+        headers.setdefault("Content-Type", action.content_type)
+    body = context.render(action.body) if action.body is not None else None
+    form = {key: context.render(value) for key, value in action.form.items()} or None
+    uri = context.render(action.uri)
+    try:
+        response = httpx.request(
+            action.method.upper(), uri, headers=headers, content=body, data=form, timeout=action.timeout
+        )
+    except httpx.HTTPError as exc:
+        return LocalResult(StepStatus.FAILED, f"{action.method} {uri}: {exc}")
+    outputs: dict[str, Any] = {
+        "code": response.status_code,
+        "headers": {key: [value] for key, value in response.headers.items()},
+        "uri": uri,
+    }
+    if action.download:
+        name = uri.rstrip("/").rpartition("/")[2].partition("?")[0] or "download"
+        outputs["uri"] = context.store_file(name, response.content)
+        outputs["length"] = len(response.content)
+    else:
+        outputs["body"] = response.text
+    context.log(f"{action.method} {uri}: {response.status_code}")
+    if response.status_code >= 400 and not action.allow_failed:
+        return LocalResult(
+            StepStatus.FAILED, f"{action.method} {uri} answered {response.status_code}", outputs
+        )
+    return LocalResult(StepStatus.SUCCESS, outputs=outputs)
+
+
+def run_kv(action: KeyValueAction, context: LocalContext) -> LocalResult:
+    from runner import kvstore
+
+    namespace = context.render(action.namespace) or context.flow_namespace
+    key = context.render(action.key)
+    if action.operation == "set":
+        if not action.overwrite and key in kvstore.keys(namespace):
+            return LocalResult(StepStatus.FAILED, f"the key '{key}' is already set in {namespace}")
+        value = context.render(action.value) if isinstance(action.value, str) else action.value
+        kvstore.put(namespace, key, value)
+        return LocalResult(StepStatus.SUCCESS, outputs={})
+    if action.operation == "get":
+        try:
+            return LocalResult(StepStatus.SUCCESS, outputs={"value": kvstore.get(namespace, key)})
+        except KeyError:
+            if action.error_on_missing:
+                return LocalResult(StepStatus.FAILED, f"no key '{key}' in {namespace}")
+            return LocalResult(StepStatus.SUCCESS, outputs={})
+    if action.operation == "delete":
+        deleted = kvstore.delete(namespace, key)
+        if not deleted and action.error_on_missing:
+            return LocalResult(StepStatus.FAILED, f"no key '{key}' in {namespace}")
+        return LocalResult(StepStatus.SUCCESS, outputs={"deleted": deleted})
+    prefix = context.render(action.prefix)
+    return LocalResult(
+        StepStatus.SUCCESS, outputs={"keys": [k for k in kvstore.keys(namespace) if k.startswith(prefix)]}
+    )
+
+
+def run_labels(action: LabelsAction, context: LocalContext) -> LocalResult:
+    labels = {key: context.render(value) for key, value in action.labels.items()}
+    context.add_labels(labels)
+    for key, value in labels.items():
+        context.log(f"label {key}={value}")
+    return LocalResult(StepStatus.SUCCESS, outputs={})
+
+
+def run_purge(action: PurgeAction, context: LocalContext) -> LocalResult:
+    removed = context.purge_files()
+    context.log(f"removed {len(removed)} stored file(s)")
+    return LocalResult(StepStatus.SUCCESS, outputs={"uris": removed})
+
+
+def run_notify(action: NotifyAction, context: LocalContext) -> LocalResult:
+    """Shown in full (secrets masked like every line); posted only with --send-notifications."""
+    payload = context.render(action.payload)
+    url = context.render(action.url)
+    target = f" to {url}" if url else ""
+    if not context.send_notifications:
+        context.log(f"{action.service} message, not sent (--send-notifications sends it){target}:")
+        for line in payload.splitlines() or [""]:
+            context.log(f"  {line}")
+        return LocalResult(StepStatus.SUCCESS, outputs={})
+    if not url:
+        return LocalResult(StepStatus.FAILED, f"{action.service}: sending mail is not supported here")
+    import httpx
+
+    try:
+        response = httpx.post(url, content=payload, headers={"Content-Type": "application/json"}, timeout=30)
+    except httpx.HTTPError as exc:
+        raise RunnerError(f"{action.service}: could not post the message: {exc}") from exc
+    context.log(f"{action.service} message sent{target}: {response.status_code}")
+    if response.status_code >= 400:
+        return LocalResult(StepStatus.FAILED, f"{action.service} answered {response.status_code}")
+    return LocalResult(StepStatus.SUCCESS, outputs={"code": response.status_code})
+
+
+RUNNERS: dict[str, Callable[[Any, LocalContext], LocalResult]] = {
+    "http": run_http,
+    "kv": run_kv,
+    "labels": run_labels,
+    "purge": run_purge,
+    "notify": run_notify,
+}
+
+
+def payload_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
