@@ -1,0 +1,288 @@
+"""The Kestra plugins real flows call, run locally: script tasks in containers with their files, HTTP
+against a server the test starts, the key-value store, secret(), pluginDefaults, labels, notifications,
+and the task types that cannot run here, refused all at once. Each docstring states Kestra's behaviour
+and where it comes from (Kestra's plugin documentation on kestra.io, and core's sources)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from runner.engine.status import StepStatus
+from runner.errors import InputError
+from runner.formats import load_pipeline
+from runner.formats.options import LoadOptions
+from tests.engine.helpers import statuses
+from tests.engine.memory_backend import MemoryBackend
+from tests.engine.test_semantics_memory import Run, execute
+from tests.test_cli import Cli, labelled_of
+
+S = StepStatus
+HEAD = "id: f\nnamespace: company.team\n"
+LOG = "io.kestra.plugin.core.log.Log"
+PYTHON_IMAGE = "runner-test-python:1"
+
+
+class Recorder(BaseHTTPRequestHandler):
+    """Answers GET /data.json with JSON, GET /missing with 404, and records what is POSTed."""
+
+    posted: ClassVar[list[bytes]] = []
+
+    def do_GET(self) -> None:
+        if self.path == "/missing":
+            self.send_response(404)
+            self.end_headers()
+            return
+        body = json.dumps({"items": [{"name": "a"}, {"name": "b"}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        Recorder.posted.append(self.rfile.read(length))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    Recorder.posted = []
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def flow(tmp_path: Path, tasks: str, top: str = "") -> Path:
+    path = tmp_path / "flow.yml"
+    path.write_text(HEAD + top + "tasks:\n" + tasks, encoding="utf-8")
+    return path
+
+
+def run_flow(path: Path, backend: MemoryBackend, ledger: object, **load: object) -> Run:
+    pipeline = load_pipeline(path, options=LoadOptions(**load))  # type: ignore[arg-type]
+    return execute(pipeline, backend, ledger)  # type: ignore[arg-type]
+
+
+def test_http_request_and_download_against_a_local_server(
+    tmp_path: Path, backend: MemoryBackend, ledger: object, server: str
+) -> None:
+    """http.Request: outputs code, headers and body (text), a 4xx fails the task unless allowFailed.
+    http.Download: the body is kept as a file of the execution's storage, output `uri`."""
+    tasks = (
+        f"  - {{id: get, type: io.kestra.plugin.core.http.Request, uri: '{server}/data.json'}}\n"
+        "  - {id: first, type: "
+        + LOG
+        + ", message: \"{{ outputs.get.body | jq('.items[0].name') | first }} {{ outputs.get.code }}\"}\n"
+        f"  - {{id: fetch, type: io.kestra.plugin.core.http.Download, uri: '{server}/data.json'}}\n"
+        f"  - {{id: tolerated, type: io.kestra.plugin.core.http.Request, uri: '{server}/missing',\n"
+        "      options: {allowFailed: true}}\n"
+        f"  - {{id: broken, type: io.kestra.plugin.core.http.Request, uri: '{server}/missing'}}\n"
+    )
+    run = run_flow(flow(tmp_path, tasks), backend, ledger)
+    assert statuses(run.result) == {
+        "get": S.SUCCESS,
+        "first": S.SUCCESS,
+        "fetch": S.SUCCESS,
+        "tolerated": S.SUCCESS,
+        "broken": S.FAILED,
+    }
+    assert run.reporter.output("first") == ["a 200"]
+    uri = str(run.get("fetch").outputs["uri"])
+    assert uri.startswith("kestra:///") and uri.endswith("/fetch/data.json")
+    assert run.get("fetch").outputs["length"] == len(json.dumps({"items": [{"name": "a"}, {"name": "b"}]}))
+    assert run.get("tolerated").outputs["code"] == 404
+    assert "answered 404" in run.get("broken").message
+
+
+def test_the_key_value_store_through_tasks_kv_and_the_command_line(
+    tmp_path: Path, backend: MemoryBackend, ledger: object, cli: Cli
+) -> None:
+    """kv.Set/Get/Delete/GetKeys and kv(): the flow's namespace by default (Kestra's KV store docs);
+    here the store is a file of the state directory, also written by `runner kv`."""
+    assert cli("kv", "set", "company.team", "preset", '{"n": 3}', "--json").code == 0
+    tasks = (
+        "  - {id: put, type: io.kestra.plugin.core.kv.Set, key: greeting, value: 'hello {{ flow.id }}'}\n"
+        "  - {id: read, type: io.kestra.plugin.core.kv.Get, key: greeting}\n"
+        "  - {id: show, type: "
+        + LOG
+        + ", message: \"{{ kv('greeting') }} {{ kv('preset').n }} {{ outputs.read.value }}\"}\n"
+        "  - {id: list, type: io.kestra.plugin.core.kv.GetKeys}\n"
+        "  - {id: drop, type: io.kestra.plugin.core.kv.Delete, key: greeting}\n"
+        "  - {id: gone, type: "
+        + LOG
+        + ", message: \"{{ kv('greeting', errorOnMissing=false) ?? 'gone' }}\"}\n"
+    )
+    run = run_flow(flow(tmp_path, tasks), backend, ledger)
+    assert run.result.exit_code == 0, run.result.results
+    assert run.reporter.output("show") == ["hello f 3 hello f"]
+    assert run.get("list").outputs["keys"] == ["greeting", "preset"]
+    assert run.reporter.output("gone") == ["gone"]
+    listed = cli("kv", "list", "company.team")
+    assert listed.out.split() == ["preset"]
+    assert cli("kv", "get", "company.team", "greeting").code == 2
+
+
+def test_secret_reads_secret_variables_and_secrets_given_on_the_command_line(
+    tmp_path: Path, backend: MemoryBackend, ledger: object
+) -> None:
+    """secret(): Kestra's open-source edition reads SECRET_NAME environment variables, base64-encoded;
+    here --secret values too. Either way the value is masked in every log line."""
+    tasks = (
+        "  - {id: show, type: " + LOG + ", message: \"{{ secret('API_TOKEN') }} / {{ secret('GIVEN') }}\"}\n"
+    )
+    encoded = base64.b64encode(b"tok-123").decode()
+    run = run_flow(
+        flow(tmp_path, tasks), backend, ledger, env={"SECRET_API_TOKEN": encoded, "GIVEN": "given-456"}
+    )
+    assert run.result.exit_code == 0, run.result.results
+    assert run.reporter.output("show") == ["$SECRET / given-456"]
+    missing = flow(tmp_path, "  - {id: x, type: " + LOG + ", message: \"{{ secret('NOPE') }}\"}\n")
+    failed = run_flow(missing, backend, ledger)
+    assert failed.get("x").status is S.FAILED
+    assert "secret 'NOPE' is not set: give it with --secret NOPE=VALUE" in failed.get("x").message
+
+
+def test_plugin_defaults_fill_in_and_forced_ones_win(
+    tmp_path: Path, backend: MemoryBackend, ledger: object
+) -> None:
+    """pluginDefaults: values for every task of a type, or of a package; a task's own values win unless
+    the default is `forced`."""
+    top = (
+        "pluginDefaults:\n"
+        "  - {type: io.kestra.plugin.core.log, values: {level: WARN, message: from the package}}\n"
+        "  - {type: " + LOG + ", forced: true, values: {level: ERROR}}\n"
+    )
+    tasks = (
+        "  - {id: plain, type: " + LOG + "}\n"
+        "  - {id: own, type: " + LOG + ", message: its own, level: INFO}\n"
+    )
+    pipeline = load_pipeline(flow(tmp_path, tasks, top))
+    actions = {step.id: step.action for step in pipeline.all_steps()}
+    assert (actions["plain"].messages, actions["plain"].level) == (("from the package",), "ERROR")  # type: ignore[union-attr]
+    assert (actions["own"].messages, actions["own"].level) == (("its own",), "ERROR")  # type: ignore[union-attr]
+
+
+def test_labels_envs_trigger_and_notifications_shown_not_sent(
+    tmp_path: Path, backend: MemoryBackend, ledger: object, server: str
+) -> None:
+    """Labels adds labels to the execution; envs are ENV_* variables; trigger.* comes from --trigger;
+    a notification is shown, not sent, unless --send-notifications."""
+    tasks = (
+        "  - {id: tag, type: io.kestra.plugin.core.execution.Labels, labels: {stage: '{{ envs.stage }}'}}\n"
+        "  - {id: show, type: " + LOG + ", message: '{{ labels.stage }} {{ trigger.date }}'}\n"
+        "  - id: tell\n    type: io.kestra.plugin.notifications.slack.SlackIncomingWebhook\n"
+        f"    url: '{server}/hook'\n"
+        '    payload: \'{"text": "done {{ flow.id }}"}\'\n'
+    )
+    run = run_flow(
+        flow(tmp_path, tasks), backend, ledger, env={"ENV_STAGE": "prod"}, trigger={"date": "2026-01-01"}
+    )
+    assert run.result.exit_code == 0, run.result.results
+    assert run.reporter.output("show") == ["prod 2026-01-01"]
+    assert run.reporter.output("tell")[1:] == ['  {"text": "done f"}']
+    assert Recorder.posted == []
+
+
+def test_task_types_that_cannot_run_here_are_refused_at_once_or_skipped(tmp_path: Path) -> None:
+    tasks = (
+        "  - {id: query, type: io.kestra.plugin.gcp.bigquery.Query, sql: select 1}\n"
+        "  - {id: chat, type: io.kestra.plugin.openai.ChatCompletion}\n"
+        "  - {id: fine, type: " + LOG + ", message: hi}\n"
+    )
+    path = flow(tmp_path, tasks)
+    with pytest.raises(InputError) as raised:
+        load_pipeline(path)
+    problems = [raised.value, *raised.value.others]
+    assert [p.message.split(" cannot")[0] for p in problems] == [
+        "io.kestra.plugin.gcp.bigquery.Query",
+        "io.kestra.plugin.openai.ChatCompletion",
+    ]
+    assert "Google Cloud" in problems[0].message and "language model" in problems[1].message
+    pipeline = load_pipeline(path, options=LoadOptions(skip_unsupported=True))
+    assert [(s.id, s.skip_reason is not None) for s in pipeline.all_steps()] == [
+        ("query", True),
+        ("chat", True),
+        ("fine", False),
+    ]
+
+
+def test_a_misspelt_type_gets_a_close_suggestion_and_an_unrelated_one_none(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as raised:
+        load_pipeline(flow(tmp_path, "  - {id: a, type: io.kestra.plugin.core.log.Lgo}\n"))
+    assert raised.value.hint == f"did you mean '{LOG}'?"
+
+
+@pytest.fixture(scope="module")
+def python_image() -> Iterator[str]:
+    """A Python image built here from the runner's own (Debian's python3), with `python` on the path as
+    in Kestra's default image."""
+    subprocess.run(
+        ["docker", "build", "-q", "-t", PYTHON_IMAGE, "-"],
+        input=b"FROM runner/reaper:latest\nLABEL dev.runner.image=1\n"
+        b"RUN ln -sf /usr/bin/python3 /usr/local/bin/python\n",
+        check=True,
+        capture_output=True,
+        env={**os.environ, "DOCKER_BUILDKIT": "0"},
+    )
+    yield PYTHON_IMAGE
+    subprocess.run(["docker", "rmi", "-f", PYTHON_IMAGE], capture_output=True, check=False)
+
+
+@pytest.mark.docker
+def test_script_tasks_pass_files_and_outputs_from_one_task_to_the_next(
+    tmp_path: Path, cli: Cli, python_image: str
+) -> None:
+    """Script tasks (python.Script, python.Commands, shell.Commands): the script is a file of the task's
+    working directory; outputFiles are kept and named by URI (`outputs.ID.outputFiles['name']`), which a
+    later task's inputFiles turns back into the file; `::{"outputs": ...}::` lines set `vars`;
+    namespaceFiles bring the flow's folder in; the Process task runner still runs in a container."""
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "helper.py").write_text("FACTOR = 7\n", encoding="utf-8")
+    text = HEAD + (
+        "tasks:\n"
+        "  - id: make\n    type: io.kestra.plugin.scripts.python.Script\n"
+        "    namespaceFiles: {enabled: true, include: ['lib/**']}\n"
+        "    outputFiles: ['out.csv']\n"
+        "    script: |\n"
+        "      import json, sys\n"
+        "      sys.path.insert(0, 'lib')\n"
+        "      from helper import FACTOR\n"
+        "      open('out.csv', 'w').write('n\\n' + str(6 * FACTOR) + '\\n')\n"
+        "      print('::' + json.dumps({'outputs': {'answer': 6 * FACTOR}}) + '::')\n"
+        "  - id: use\n    type: io.kestra.plugin.scripts.python.Script\n"
+        "    taskRunner: {type: io.kestra.plugin.core.runner.Process}\n"
+        "    inputFiles:\n      data.csv: \"{{ outputs.make.outputFiles['out.csv'] }}\"\n"
+        "    script: print('got', open('data.csv').read().split()[1])\n"
+        "  - id: listing\n    type: io.kestra.plugin.scripts.shell.Commands\n"
+        "    containerImage: " + PYTHON_IMAGE + "\n"
+        "    commands: ['ls lib']\n"
+        "  - {id: show, type: " + LOG + ", message: '{{ outputs.make.vars.answer }}'}\n"
+    )
+    path = tmp_path / "flow.yml"
+    path.write_text(text, encoding="utf-8")
+    completed = cli("run", "--image", f"python:3.11-slim={python_image}", str(path))
+    assert completed.code == 0, completed.out + completed.err
+    lines = [line.replace(" ", "") for line in completed.out.splitlines()]
+    assert "use│got42" in lines and "show│42" in lines
+    assert "listing│ls:cannotaccess'lib':Nosuchfileordirectory" not in lines  # namespace files are per task
+    assert "the Process task runner runs the commands in a container" in completed.out
+    run_id = completed.out.strip().splitlines()[-1].split()[1]
+    assert labelled_of(run_id) == []
