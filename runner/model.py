@@ -241,6 +241,14 @@ class PurgeAction(Frozen):
     kind: Literal["purge"] = "purge"
 
 
+class WriteAction(Frozen):
+    """Keeps a text as a file of the run's storage (Kestra's storage.Write): output `uri`."""
+
+    kind: Literal["write"] = "write"
+    content: str
+    extension: str = ".ion"
+
+
 class NotifyAction(Frozen):
     """A message to a chat or mail service: shown, and sent only when the run allows it."""
 
@@ -290,6 +298,7 @@ Action = Annotated[
     | KeyValueAction
     | LabelsAction
     | PurgeAction
+    | WriteAction
     | NotifyAction
     | RedisAction,
     Field(discriminator="kind"),

@@ -11,9 +11,9 @@ from typing import Any
 
 from runner.engine.status import StepStatus
 from runner.errors import RunnerError
-from runner.model import HttpAction, KeyValueAction, LabelsAction, NotifyAction, PurgeAction
+from runner.model import HttpAction, KeyValueAction, LabelsAction, NotifyAction, PurgeAction, WriteAction
 
-LocalAction = HttpAction | KeyValueAction | LabelsAction | PurgeAction | NotifyAction
+LocalAction = HttpAction | KeyValueAction | LabelsAction | PurgeAction | WriteAction | NotifyAction
 
 
 @dataclass
@@ -111,6 +111,12 @@ def run_purge(action: PurgeAction, context: LocalContext) -> LocalResult:
     return LocalResult(StepStatus.SUCCESS, outputs={"uris": removed})
 
 
+def run_write(action: WriteAction, context: LocalContext) -> LocalResult:
+    extension = action.extension if action.extension.startswith(".") else "." + action.extension
+    uri = context.store_file("content" + extension, context.render(action.content).encode("utf-8"))
+    return LocalResult(StepStatus.SUCCESS, outputs={"uri": uri})
+
+
 def run_notify(action: NotifyAction, context: LocalContext) -> LocalResult:
     """Shown in full (secrets masked like every line); posted only with --send-notifications."""
     payload = context.render(action.payload)
@@ -140,6 +146,7 @@ RUNNERS: dict[str, Callable[[Any, LocalContext], LocalResult]] = {
     "kv": run_kv,
     "labels": run_labels,
     "purge": run_purge,
+    "write": run_write,
     "notify": run_notify,
 }
 

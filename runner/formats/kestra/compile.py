@@ -51,6 +51,7 @@ from runner.model import (
     SubflowAction,
     Templating,
     ValuesAction,
+    WriteAction,
 )
 
 FLOW_ID = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$")
@@ -329,7 +330,9 @@ class Compiler:
             allow_warning=spec.allow_warning,
             run_if=spec.run_if,
             retry=retry,
-            output_aliases=CONTAINER_ID_OUTPUT if kind == t.DOCKER_RUN or t.script_language(kind) else {},
+            output_aliases=CONTAINER_ID_OUTPUT
+            if kind == t.DOCKER_RUN or t.script_language(kind) or t.cli_plugin(kind)
+            else {},
             # a Pause with no duration waits to be resumed: asked on a terminal, else the run pauses
             # there and `runner run --resume` goes on after it
             manual=pause,
@@ -577,6 +580,8 @@ class Compiler:
                 )
             case t.PurgeFilesSpec():
                 return PurgeAction()
+            case t.WriteSpec():
+                return WriteAction(content=_output_text(spec.content), extension=spec.extension)
             case t.NotificationSpec():
                 return self._notification(spec)
             case t.PauseSpec():
@@ -723,6 +728,9 @@ class Compiler:
         kind = t.ALIASES.get(spec.type, spec.type)
         language = t.script_language(kind) or "shell"
         default_image, run_file, extension = t.LANGUAGES[language]
+        plugin = t.cli_plugin(kind)
+        if plugin is not None:
+            default_image = t.CLI_IMAGES[plugin]
         runner = spec.task_runner or spec.docker or t.TaskRunnerSpec()
         if not runner.type.endswith(".docker.Docker") or (spec.runner or "").upper() == "PROCESS":
             self.note(
@@ -740,7 +748,13 @@ class Compiler:
         if kind.endswith(".Commands") and not spec.commands:
             raise self.document.error(loc, f"{kind} needs `commands`", "add `commands:` with at least one")
         files = self._input_files(spec, loc)
+        env = {key: _text(value) for key, value in spec.env.items()}
+        if spec.profiles is not None:  # dbt reads profiles.yml from the folder DBT_PROFILES_DIR names
+            files["profiles.yml"] = spec.profiles
+            env.setdefault("DBT_PROFILES_DIR", WORKING_DIR)
         commands = list(spec.commands)
+        if spec.project_dir:
+            commands = [f"cd {shlex.quote(spec.project_dir)}", *commands]
         if spec.script is not None:
             name = f"main.{extension}" if language == "go" else f"script.{extension}"
             files[name] = spec.script
@@ -754,7 +768,7 @@ class Compiler:
             registry_auth=_auth(runner.credentials),
             script=(*spec.before_commands, *install, *commands),
             shell=shell,
-            env={key: _text(value) for key, value in spec.env.items()},
+            env=env,
             workdir=WORKING_DIR,
             source="none",
             input_files=files,

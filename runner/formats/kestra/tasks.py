@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator
@@ -38,7 +39,34 @@ KV_GET = "io.kestra.plugin.core.kv.Get"
 KV_DELETE = "io.kestra.plugin.core.kv.Delete"
 KV_GET_KEYS = "io.kestra.plugin.core.kv.GetKeys"
 PURGE_FILES = "io.kestra.plugin.core.storage.PurgeCurrentExecutionFiles"
-NOTIFICATIONS = ("io.kestra.plugin.notifications.", "io.kestra.plugin.email.")
+NOTIFICATIONS = (
+    "io.kestra.plugin.notifications.",
+    "io.kestra.plugin.email.",
+    "io.kestra.plugin.slack.",
+    "io.kestra.plugin.discord.",
+    "io.kestra.plugin.microsoft365.teams.",
+    "io.kestra.plugin.zulip.",
+    "io.kestra.plugin.line.",
+    "io.kestra.plugin.telegram.",
+    "io.kestra.plugin.pagerduty.",
+    "io.kestra.plugin.opsgenie.",
+    "io.kestra.plugin.zenduty.",
+    "io.kestra.plugin.squadcast.",
+    "io.kestra.plugin.twilio.",
+    "io.kestra.plugin.sentry.",
+)
+STORAGE_WRITE = "io.kestra.plugin.core.storage.Write"
+# the images of Kestra's CLI plugins: a container with a command, like the script tasks
+CLI_IMAGES = {
+    "dbt": "ghcr.io/kestra-io/dbt-duckdb:latest",
+    "terraform": "hashicorp/terraform",
+    "ansible": "cytopia/ansible:latest-tools",
+    "trivy": "ghcr.io/aquasecurity/trivy",
+    "sqlmesh": "ghcr.io/kestra-io/sqlmesh",
+    "modal": "ghcr.io/kestra-io/modal",
+    "docker": "docker",
+}
+CLI_TYPE = re.compile(r"^io\.kestra\.plugin\.(?P<plugin>[a-z0-9]+)\.cli\.[A-Za-z]+$")
 REDIS_SET = "io.kestra.plugin.redis.string.Set"
 REDIS_GET = "io.kestra.plugin.redis.string.Get"
 REDIS_DELETE = "io.kestra.plugin.redis.string.Delete"
@@ -396,6 +424,11 @@ class NamespaceFilesSpec(Spec):
     folder_per_namespace: bool = Field(default=False, alias="folderPerNamespace")
 
 
+class WriteSpec(TaskSpec):
+    content: Any
+    extension: str = ".ion"
+
+
 class ScriptTaskSpec(TaskSpec):
     """Every script plugin of Kestra has this shape: `commands` (Commands) or `script` (Script), in a
     container of its language's image."""
@@ -416,6 +449,8 @@ class ScriptTaskSpec(TaskSpec):
     warning_on_std_err: bool | None = Field(default=None, alias="warningOnStdErr")
     docker: TaskRunnerSpec | None = None
     runner: str | None = None  # the old way to choose DOCKER or PROCESS
+    profiles: str | None = None  # dbt's profiles.yml, written into the working directory
+    project_dir: str | None = Field(default=None, alias="projectDir")
 
     _commands = field_validator("commands", "before_commands", mode="before")(_string_list)
 
@@ -448,12 +483,20 @@ def script_language(kind: str) -> str | None:
     return SCRIPT_TYPES.get(kind)
 
 
+def cli_plugin(kind: str) -> str | None:
+    """The plugin of a CLI task (`io.kestra.plugin.dbt.cli.DbtCLI` -> "dbt"), or None."""
+    match = CLI_TYPE.match(kind)
+    return match.group("plugin") if match and match.group("plugin") in CLI_IMAGES else None
+
+
 def spec_for(kind: str) -> type[TaskSpec] | None:
     """The schema of a task type this tool runs, or None."""
     if kind in SPECS:
         return SPECS[kind]
     if kind.startswith(NOTIFICATIONS):
         return NotificationSpec
+    if cli_plugin(kind):
+        return ScriptTaskSpec
     return None
 
 
@@ -502,6 +545,7 @@ SPECS: dict[str, type[TaskSpec]] = {
     KV_DELETE: KeyValueSpec,
     KV_GET_KEYS: KeyValueSpec,
     PURGE_FILES: PurgeFilesSpec,
+    STORAGE_WRITE: WriteSpec,
     SUBFLOW: SubflowSpec,
     WORKING_DIRECTORY: WorkingDirectorySpec,
     DAG: DagSpec,
