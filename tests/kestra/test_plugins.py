@@ -286,3 +286,47 @@ def test_script_tasks_pass_files_and_outputs_from_one_task_to_the_next(
     assert "the Process task runner runs the commands in a container" in completed.out
     run_id = completed.out.strip().splitlines()[-1].split()[1]
     assert labelled_of(run_id) == []
+
+
+def test_a_notification_is_posted_only_when_the_run_allows_it(
+    tmp_path: Path, backend: MemoryBackend, ledger: object, server: str
+) -> None:
+    tasks = (
+        "  - id: tell\n    type: io.kestra.plugin.slack.notifications.SlackIncomingWebhook\n"
+        f"    url: '{server}/hook'\n"
+        '    payload: \'{"text": "done"}\'\n'
+        "  - {id: mail, type: io.kestra.plugin.email.MailSend, to: ops@example.com, subject: done}\n"
+    )
+    pipeline = load_pipeline(flow(tmp_path, tasks))
+    run = execute(pipeline, backend, ledger, send_notifications=True)  # type: ignore[arg-type]
+    assert Recorder.posted == [b'{"text": "done"}']
+    assert run.get("tell").status is S.SUCCESS
+    assert (
+        run.get("mail").status is S.FAILED and "sending mail is not supported here" in run.get("mail").message
+    )
+
+
+def test_cli_plugins_run_their_commands_in_their_image_and_write_keeps_a_file(
+    tmp_path: Path, backend: MemoryBackend, ledger: object
+) -> None:
+    """DbtCLI and the other CLI plugins are a container with commands (Kestra's plugin docs); dbt's
+    `profiles` is written as profiles.yml where DBT_PROFILES_DIR points. storage.Write keeps a text as a
+    stored file, output `uri`."""
+    tasks = (
+        "  - id: dbt\n    type: io.kestra.plugin.dbt.cli.DbtCLI\n"
+        "    profiles: 'demo: {}'\n    commands: [dbt build]\n"
+        "  - {id: keep, type: io.kestra.plugin.core.storage.Write, content: 'a,b', extension: .csv}\n"
+    )
+    pipeline = load_pipeline(flow(tmp_path, tasks))
+    dbt = pipeline.steps[0].action
+    assert dbt.image == "ghcr.io/kestra-io/dbt-duckdb:latest"  # type: ignore[union-attr]
+    assert dbt.input_files == {"profiles.yml": "demo: {}"}  # type: ignore[union-attr]
+    assert dbt.env["DBT_PROFILES_DIR"] == "/kestra/working-dir"  # type: ignore[union-attr]
+    assert dbt.script[-1] == "dbt build"  # type: ignore[union-attr]
+    write_only = (
+        "  - {id: keep, type: io.kestra.plugin.core.storage.Write, content: 'a,b', extension: .csv}\n"
+    )
+    keep_only = load_pipeline(flow(tmp_path, write_only))
+    run = execute(keep_only, backend, ledger)  # type: ignore[arg-type]
+    uri = str(run.get("keep").outputs["uri"])
+    assert uri.endswith("/keep/content.csv")
