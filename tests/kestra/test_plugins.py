@@ -330,3 +330,26 @@ def test_cli_plugins_run_their_commands_in_their_image_and_write_keeps_a_file(
     run = execute(keep_only, backend, ledger)  # type: ignore[arg-type]
     uri = str(run.get("keep").outputs["uri"])
     assert uri.endswith("/keep/content.csv")
+
+
+def test_validate_reports_templates_that_cannot_work_at_their_place(tmp_path: Path) -> None:
+    """Every template is parsed when the flow is loaded: an unknown function, filter or root name, or a
+    syntax error, is a warning with its place (an error under --strict), not a failure halfway through."""
+    tasks = (
+        "  - id: a\n    type: " + LOG + "\n"
+        "    message: \"{{ inpts.x }} {{ nofunc() }} {{ 'x' | nofilter }}\"\n"
+        "  - id: b\n    type: " + LOG + "\n"
+        '    message: "{% for i in [1, 2] %}{{ i }}{% endfor %}{% set y = 3 %}{{ y }}'
+        ' {{ flow.id | upper }}"\n'
+        "  - {id: c, type: " + LOG + ", message: '{{ broken'}\n"
+    )
+    path = flow(tmp_path, tasks)
+    warnings = [(w.where.rsplit(":", 2)[1], w.message) for w in load_pipeline(path).warnings]
+    assert warnings == [
+        ("6", "expression: `inpts` is not a name a template can use here"),
+        ("6", "expression: unknown function `nofunc()`"),
+        ("6", "expression: unknown filter `nofilter`"),
+        ("10", "expression: Syntax error in the expression `{{ broken` at line 1: missing `}}`"),
+    ]
+    with pytest.raises(InputError, match="inpts"):
+        load_pipeline(path, options=LoadOptions(strict=True))

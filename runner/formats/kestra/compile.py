@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from runner.durations import iso_duration
 from runner.errors import InputError
+from runner.expressions.check import problems as expression_problems
 from runner.formats.kestra import tasks as t
 from runner.formats.kestra.families import unsupported_reason
 from runner.formats.kestra.inputs import resolve_inputs
@@ -61,6 +62,11 @@ SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 CONTAINER_ID_OUTPUT = {"taskRunner.containerId": "containerId"}
 WORKING_DIR = "/kestra/working-dir"
+# what a template may name at its root, besides the names it binds itself
+TEMPLATE_ROOTS = frozenset(
+    {"flow", "inputs", "outputs", "vars", "execution", "taskrun", "task", "tasks", "parent", "parents",
+     "labels", "envs", "trigger", "workingDir", "globals", "kestra", "outputDir", "outputFiles"}
+)  # fmt: skip
 SECRETS_NAME = "secret()"  # keys a template cannot write: only the functions read them
 NAMESPACE_FILES_NAME = "read()"  # where the tasks of a WorkingDirectory find their shared files
 IGNORED_FLOW_KEYS = (
@@ -208,6 +214,7 @@ class Compiler:
             *self._tasks(flow.after_execution, ("afterExecution",), retry),
         )
         self._refuse_unsupported()
+        self._check_expressions(data)
         return Pipeline(
             name=f"{flow.namespace}.{flow.id}",
             source=self.path,
@@ -223,6 +230,27 @@ class Compiler:
             secrets=tuple(secrets),
             warnings=tuple(self.warnings),
         )
+
+    def _check_expressions(self, data: Any) -> None:
+        """Every template of the flow parsed now: a syntax error, or a function, filter, test or root name
+        that does not exist, is a warning at its place (an error with --strict) rather than a failure
+        halfway through a run."""
+        if not isinstance(data, dict):
+            return
+
+        def walk(value: Any, loc: Loc) -> None:
+            if isinstance(value, str):
+                for problem in expression_problems(value, TEMPLATE_ROOTS):
+                    self.warn(loc, f"expression: {problem}")
+            elif isinstance(value, dict):
+                for key, item in value.items():
+                    walk(item, (*loc, key))
+            elif isinstance(value, list):
+                for index, item in enumerate(value):
+                    walk(item, (*loc, index))
+
+        for key in ("tasks", "errors", "finally", "afterExecution", "outputs", "listeners", "variables"):
+            walk(data.get(key), (key,))
 
     def _known_flow_keys(self, data: Any) -> Any:
         if not isinstance(data, dict):
