@@ -249,6 +249,19 @@ class WriteAction(Frozen):
     extension: str = ".ion"
 
 
+class GitCloneAction(Frozen):
+    """A git repository cloned by the runner (any URL or path this machine reaches) into the working
+    directory the step's group shares (Kestra's git.Clone)."""
+
+    kind: Literal["git-clone"] = "git-clone"
+    url: str
+    branch: str = ""
+    depth: int = 1
+    directory: str = ""  # below the working directory
+    username: str = ""
+    password: str = ""
+
+
 class NotifyAction(Frozen):
     """A message to a chat or mail service: shown, and sent only when the run allows it."""
 
@@ -299,6 +312,7 @@ Action = Annotated[
     | LabelsAction
     | PurgeAction
     | WriteAction
+    | GitCloneAction
     | NotifyAction
     | RedisAction,
     Field(discriminator="kind"),

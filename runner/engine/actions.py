@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 
+from runner.backend.base import TOOL_IMAGE, ContainerSpec
 from runner.engine import local_tasks
 from runner.engine.artifacts import bundles
 from runner.engine.builtin import BuiltinAction, BuiltinContext, run_builtin
@@ -98,6 +99,7 @@ class Actions:
                 templates.labels.update(labels)
 
         flow = templates.templating.names.get("flow", {}) if templates else {}
+        shared_dir = WORKING_DIR.get()
         context = local_tasks.LocalContext(
             render=render_text,
             log=lambda line: self._log(step, line),
@@ -106,9 +108,27 @@ class Actions:
             add_labels=add_labels,
             send_notifications=self.run.options.send_notifications,
             flow_namespace=str(flow.get("namespace", "")),
+            put_files=(lambda archive: self._put_into(step, shared_dir, archive)) if shared_dir else None,
         )
         result = local_tasks.RUNNERS[action.kind](action, context)
         return Outcome(result.status, None, result.message, outputs=result.outputs or {})
+
+    def _put_into(self, step: Step, target: Mount, archive: bytes) -> None:
+        """Files into a volume, through a container of the runner's own image that only holds it."""
+        spec = ContainerSpec(
+            name=self.run.teardown.name(step.id),
+            image=TOOL_IMAGE,
+            labels={},
+            command=("true",),
+            entrypoint=(),
+            mounts=(target,),
+            network_mode="none",
+        )
+        container_id = self.run.teardown.create_container(spec, step.id, False)
+        try:
+            self.run.backend.put_archive(container_id, target.target, archive)
+        finally:
+            self.run.teardown.stop_step(step.id)
 
     def _log(self, step: Step, line: str) -> None:
         line = self.run.mask(line)

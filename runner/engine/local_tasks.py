@@ -11,9 +11,19 @@ from typing import Any
 
 from runner.engine.status import StepStatus
 from runner.errors import RunnerError
-from runner.model import HttpAction, KeyValueAction, LabelsAction, NotifyAction, PurgeAction, WriteAction
+from runner.model import (
+    GitCloneAction,
+    HttpAction,
+    KeyValueAction,
+    LabelsAction,
+    NotifyAction,
+    PurgeAction,
+    WriteAction,
+)
 
-LocalAction = HttpAction | KeyValueAction | LabelsAction | PurgeAction | WriteAction | NotifyAction
+LocalAction = (
+    HttpAction | KeyValueAction | LabelsAction | PurgeAction | WriteAction | GitCloneAction | NotifyAction
+)
 
 
 @dataclass
@@ -32,6 +42,7 @@ class LocalContext:
     add_labels: Callable[[dict[str, str]], None]
     send_notifications: bool
     flow_namespace: str
+    put_files: Callable[[bytes], None] | None = None  # a tar into the shared working directory, if any
 
 
 def run_http(action: HttpAction, context: LocalContext) -> LocalResult:
@@ -117,6 +128,49 @@ def run_write(action: WriteAction, context: LocalContext) -> LocalResult:
     return LocalResult(StepStatus.SUCCESS, outputs={"uri": uri})
 
 
+def run_git_clone(action: GitCloneAction, context: LocalContext) -> LocalResult:
+    """`git clone` by this machine's git, then the files into the working directory the group shares;
+    outside a WorkingDirectory the clone has nowhere to go, as in Kestra, and only its outputs remain."""
+    import io
+    import subprocess
+    import tarfile
+    import tempfile
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    url = context.render(action.url)
+    if action.username or action.password:
+        parts = urlsplit(url)
+        credentials = f"{quote(context.render(action.username))}:{quote(context.render(action.password))}"
+        url = urlunsplit(
+            parts._replace(
+                netloc=f"{credentials}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+            )
+        )
+    directory = context.render(action.directory).strip("/")
+    with tempfile.TemporaryDirectory(prefix="runner-clone-") as scratch:
+        command = ["git", "clone", "--quiet"]
+        if action.depth > 0 and "://" in url:
+            command += ["--depth", str(action.depth)]
+        if action.branch:
+            command += ["--branch", context.render(action.branch)]
+        target = f"{scratch}/repo"
+        done = subprocess.run(
+            [*command, "--", url, target], capture_output=True, text=True, timeout=600, check=False
+        )
+        if done.returncode != 0:
+            return LocalResult(
+                StepStatus.FAILED,
+                f"git clone failed: {done.stderr.strip().splitlines()[-1:] or done.returncode}",
+            )
+        context.log(f"cloned {context.render(action.url)}" + (f" into {directory}" if directory else ""))
+        if context.put_files is not None:
+            buffer = io.BytesIO()
+            with tarfile.open(fileobj=buffer, mode="w") as tar:
+                tar.add(target, arcname=directory or ".", recursive=True)
+            context.put_files(buffer.getvalue())
+    return LocalResult(StepStatus.SUCCESS, outputs={"directory": directory})
+
+
 def run_notify(action: NotifyAction, context: LocalContext) -> LocalResult:
     """Shown in full (secrets masked like every line); posted only with --send-notifications."""
     payload = context.render(action.payload)
@@ -147,6 +201,7 @@ RUNNERS: dict[str, Callable[[Any, LocalContext], LocalResult]] = {
     "labels": run_labels,
     "purge": run_purge,
     "write": run_write,
+    "git-clone": run_git_clone,
     "notify": run_notify,
 }
 

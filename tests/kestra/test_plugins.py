@@ -21,7 +21,7 @@ from runner.engine.status import StepStatus
 from runner.errors import InputError
 from runner.formats import load_pipeline
 from runner.formats.options import LoadOptions
-from tests.engine.helpers import statuses
+from tests.engine.helpers import run_file, statuses
 from tests.engine.memory_backend import MemoryBackend
 from tests.engine.test_semantics_memory import Run, execute
 from tests.test_cli import Cli, labelled_of
@@ -353,3 +353,29 @@ def test_validate_reports_templates_that_cannot_work_at_their_place(tmp_path: Pa
     ]
     with pytest.raises(InputError, match="inpts"):
         load_pipeline(path, options=LoadOptions(strict=True))
+
+
+@pytest.mark.docker
+def test_git_clone_brings_a_repository_into_the_working_directory(tmp_path: Path) -> None:
+    """git.Clone (Kestra's git plugin docs): clones into the working directory the WorkingDirectory's
+    tasks share, under `directory`; here by this machine's git, from any path or URL it reaches."""
+    repository = tmp_path / "repository"
+    repository.mkdir()
+    (repository / "README").write_text("cloned content\n", encoding="utf-8")
+    for command in (["init", "-q", "-b", "main"], ["add", "README"], ["commit", "-q", "-m", "first"]):
+        subprocess.run(
+            ["git", "-C", str(repository), "-c", "user.email=t@e", "-c", "user.name=t", *command],
+            check=True,
+            capture_output=True,
+        )
+    tasks = (
+        "  - id: wd\n    type: io.kestra.plugin.core.flow.WorkingDirectory\n    tasks:\n"
+        f"      - {{id: clone, type: io.kestra.plugin.git.Clone, url: '{repository}',\n"
+        "          branch: main, directory: repo}\n"
+        "      - id: read\n        type: io.kestra.plugin.scripts.shell.Commands\n"
+        "        containerImage: busybox\n        commands: ['cat repo/README']\n"
+    )
+    result, reporter = run_file(flow(tmp_path, tasks))
+    assert result.exit_code == 0, result.results
+    assert reporter.output("read") == ["cloned content"]
+    assert labelled_of(result.run_id) == []

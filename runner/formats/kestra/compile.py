@@ -29,6 +29,7 @@ from runner.model import (
     ContainerRun,
     ExitAction,
     FailAction,
+    GitCloneAction,
     Group,
     HttpAction,
     KeyValueAction,
@@ -608,6 +609,20 @@ class Compiler:
                 )
             case t.PurgeFilesSpec():
                 return PurgeAction()
+            case t.GitCloneSpec():
+                if spec.private_key:
+                    self.warn(
+                        (*loc, "privateKey"),
+                        "privateKey is not used here: this machine's git and its keys clone",
+                    )
+                return GitCloneAction(
+                    url=spec.url,
+                    branch=spec.branch or spec.tag or "",
+                    depth=spec.depth,
+                    directory=spec.directory or "",
+                    username=spec.username or "",
+                    password=spec.password or "",
+                )
             case t.WriteSpec():
                 return WriteAction(content=_output_text(spec.content), extension=spec.extension)
             case t.NotificationSpec():

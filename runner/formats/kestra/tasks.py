@@ -56,6 +56,7 @@ NOTIFICATIONS = (
     "io.kestra.plugin.sentry.",
 )
 STORAGE_WRITE = "io.kestra.plugin.core.storage.Write"
+GIT_CLONE = "io.kestra.plugin.git.Clone"
 # the images of Kestra's CLI plugins: a container with a command, like the script tasks
 CLI_IMAGES = {
     "dbt": "ghcr.io/kestra-io/dbt-duckdb:latest",
@@ -424,6 +425,19 @@ class NamespaceFilesSpec(Spec):
     folder_per_namespace: bool = Field(default=False, alias="folderPerNamespace")
 
 
+class GitCloneSpec(TaskSpec):
+    url: str
+    branch: str | None = None
+    depth: int = Field(default=1, ge=0)
+    directory: str | None = None
+    username: str | None = None
+    password: str | None = None
+    private_key: str | None = Field(default=None, alias="privateKey")
+    passphrase: str | None = None
+    clone_submodules: bool | None = Field(default=None, alias="cloneSubmodules")
+    tag: str | None = None
+
+
 class WriteSpec(TaskSpec):
     content: Any
     extension: str = ".ion"
@@ -546,6 +560,7 @@ SPECS: dict[str, type[TaskSpec]] = {
     KV_GET_KEYS: KeyValueSpec,
     PURGE_FILES: PurgeFilesSpec,
     STORAGE_WRITE: WriteSpec,
+    GIT_CLONE: GitCloneSpec,
     SUBFLOW: SubflowSpec,
     WORKING_DIRECTORY: WorkingDirectorySpec,
     DAG: DagSpec,
