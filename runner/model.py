@@ -262,6 +262,32 @@ class GitCloneAction(Frozen):
     password: str = ""
 
 
+class SqlAction(Frozen):
+    """SQL run by the runner against a database file or server (Kestra's jdbc plugins): DuckDB and
+    SQLite in a working directory of their own, with input and output files."""
+
+    kind: Literal["sql"] = "sql"
+    engine: Literal["duckdb", "sqlite", "postgres", "mysql"]
+    sql: str
+    database: str = ""  # a file, a path in the working directory, or host:port/name for a server
+    username: str = ""
+    password: str = ""
+    fetch: Literal["NONE", "FETCH", "FETCH_ONE", "STORE"] = "NONE"
+    input_files: dict[str, str] = Field(default_factory=dict)
+    output_files: tuple[str, ...] = ()
+
+
+class SerdesAction(Frozen):
+    """A stored file converted between CSV, JSON (or JSON lines) and Ion (Kestra's serdes plugins)."""
+
+    kind: Literal["serdes"] = "serdes"
+    source: str  # the stored file's URI, an expression
+    read: Literal["csv", "json", "jsonl", "ion"]
+    write: Literal["csv", "json", "jsonl", "ion"]
+    header: bool = True
+    separator: str = ","
+
+
 class NotifyAction(Frozen):
     """A message to a chat or mail service: shown, and sent only when the run allows it."""
 
@@ -313,6 +339,8 @@ Action = Annotated[
     | PurgeAction
     | WriteAction
     | GitCloneAction
+    | SqlAction
+    | SerdesAction
     | NotifyAction
     | RedisAction,
     Field(discriminator="kind"),

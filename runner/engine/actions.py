@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from runner.backend.base import TOOL_IMAGE, ContainerSpec
-from runner.engine import local_tasks
+from runner.engine import data_tasks, local_tasks
 from runner.engine.artifacts import bundles
 from runner.engine.builtin import BuiltinAction, BuiltinContext, run_builtin
 from runner.engine.container_step import Outcome, StepContext, run_container, start_sidecars
@@ -25,6 +25,8 @@ from runner.model import (
     LogAction,
     Mount,
     PipeCall,
+    SerdesAction,
+    SqlAction,
     Step,
     StopAction,
     SubflowAction,
@@ -71,6 +73,8 @@ class Actions:
             return self._subflow(action)
         if isinstance(action, local_tasks.LocalAction):
             return self._local(step, action, attempt)
+        if isinstance(action, SqlAction | SerdesAction):
+            return self._data(step, action, attempt)
         if not isinstance(action, ContainerRun):
             return self._builtin(step, action, should_stop, attempt)
         shared_dir = WORKING_DIR.get()
@@ -111,6 +115,28 @@ class Actions:
             put_files=(lambda archive: self._put_into(step, shared_dir, archive)) if shared_dir else None,
         )
         result = local_tasks.RUNNERS[action.kind](action, context)
+        return Outcome(result.status, None, result.message, outputs=result.outputs or {})
+
+    def _data(self, step: Step, action: SqlAction | SerdesAction, attempt: int) -> Outcome:
+        templates = self.run.templates
+
+        def render(text: str, extra: dict[str, object]) -> str:
+            return templates.render(text, {**templates.names(step, attempt), **extra}) if templates else text
+
+        def read_stored(uri: str) -> bytes | None:
+            path = self.run.storage.path_of(uri)
+            return path.read_bytes() if path is not None else None
+
+        context = data_tasks.DataContext(
+            render=render,
+            log=lambda line: self._log(step, line),
+            read_stored=read_stored,
+            store_file=lambda name, content: self.run.storage.store(step.id, name, content),
+        )
+        if isinstance(action, SqlAction):
+            result = data_tasks.run_sql(action, context)
+        else:
+            result = data_tasks.run_serdes(action, context)
         return Outcome(result.status, None, result.message, outputs=result.outputs or {})
 
     def _put_into(self, step: Step, target: Mount, archive: bytes) -> None:

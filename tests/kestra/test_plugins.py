@@ -379,3 +379,42 @@ def test_git_clone_brings_a_repository_into_the_working_directory(tmp_path: Path
     assert result.exit_code == 0, result.results
     assert reporter.output("read") == ["cloned content"]
     assert labelled_of(result.run_id) == []
+
+
+def test_duckdb_sqlite_and_serdes_pass_data_through_the_run_storage(
+    tmp_path: Path, backend: MemoryBackend, ledger: object
+) -> None:
+    """jdbc.duckdb.Query and jdbc.sqlite.Query (Kestra's JDBC plugins): fetchType FETCH_ONE gives `row`,
+    FETCH `rows`, STORE an Ion file (`uri`); inputFiles are files of the query's working directory.
+    serdes CsvToIon/IonToCsv/IonToJson convert stored files (Kestra's serdes plugins)."""
+    tasks = (
+        "  - id: raw\n    type: io.kestra.plugin.core.storage.Write\n"
+        '    content: "n,name\\n1,a\\n2,b\\n"\n    extension: .csv\n'
+        "  - {id: ion, type: io.kestra.plugin.serdes.csv.CsvToIon, from: '{{ outputs.raw.uri }}'}\n"
+        "  - {id: back, type: io.kestra.plugin.serdes.csv.IonToCsv, from: '{{ outputs.ion.uri }}'}\n"
+        "  - id: count\n    type: io.kestra.plugin.jdbc.duckdb.Query\n"
+        "    inputFiles: {data.csv: '{{ outputs.raw.uri }}'}\n"
+        "    sql: SELECT count(*) AS n, max(name) AS last FROM read_csv_auto('data.csv')\n"
+        "    fetchType: FETCH_ONE\n"
+        "  - id: store\n    type: io.kestra.plugin.jdbc.duckdb.Query\n"
+        "    sql: SELECT 40 + 2 AS answer\n    fetchType: STORE\n"
+        "  - {id: json, type: io.kestra.plugin.serdes.json.IonToJson, from: '{{ outputs.store.uri }}'}\n"
+        "  - id: lite\n    type: io.kestra.plugin.jdbc.sqlite.Query\n    url: jdbc:sqlite:demo.db\n"
+        "    sql: CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1), (2); SELECT x FROM t ORDER BY x\n"
+        "    fetchType: FETCH\n    outputFiles: [demo.db]\n"
+        "  - {id: show, type: " + LOG + ", message: '{{ outputs.count.row.n }} {{ outputs.count.row.last }}"
+        " {{ outputs.lite.rows | length }}'}\n"
+    )
+    run = run_flow(flow(tmp_path, tasks), backend, ledger)
+    assert run.result.exit_code == 0, run.result.results
+    assert run.reporter.output("show") == ["2 b 2"]
+    storage = Path(str(ledger.directory)) / "storage"  # type: ignore[attr-defined]
+
+    def stored(uri: object) -> str:
+        return (storage / str(uri).removeprefix("kestra:///")).read_text(encoding="utf-8")
+
+    assert stored(run.get("ion").outputs["uri"]).splitlines() == ['{n:"1",name:"a"}', '{n:"2",name:"b"}']
+    assert stored(run.get("back").outputs["uri"]) == "n,name\n1,a\n2,b\n"
+    assert stored(run.get("json").outputs["uri"]) == '{"answer": 42}\n'
+    assert run.get("lite").outputs["rows"] == [{"x": 1}, {"x": 2}]
+    assert list(run.get("lite").outputs["outputFiles"]) == ["demo.db"]

@@ -47,7 +47,9 @@ from runner.model import (
     RegistryAuth,
     Retry,
     ReturnAction,
+    SerdesAction,
     SleepAction,
+    SqlAction,
     Step,
     StopAction,
     SubflowAction,
@@ -609,6 +611,22 @@ class Compiler:
                 )
             case t.PurgeFilesSpec():
                 return PurgeAction()
+            case t.SqlSpec():
+                return self._sql(spec, loc)
+            case t.SerdesSpec():
+                read, write = t.SERDES_TYPES[spec.type]
+                # newLine (the default): JSON lines, one value per line, as Kestra reads and writes them
+                if write == "json" and spec.new_line:
+                    write = "jsonl"
+                if read == "json" and spec.new_line:
+                    read = "jsonl"
+                return SerdesAction(
+                    source=spec.from_,
+                    read=read,
+                    write=write,
+                    header=spec.header,
+                    separator=spec.field_separator,
+                )
             case t.GitCloneSpec():
                 if spec.private_key:
                     self.warn(
@@ -670,6 +688,27 @@ class Compiler:
                     failed_on_missing=spec.failed_on_missing,
                 )
         raise InputError(f"the task type of {spec.id} cannot run here")  # every SPECS entry is matched above
+
+    def _sql(self, spec: t.SqlSpec, loc: Loc) -> SqlAction:
+        engine = t.SQL_TYPES[spec.type]
+        fetch = spec.fetch_type or (
+            "STORE" if spec.store else "FETCH_ONE" if spec.fetch_one else "FETCH" if spec.fetch else "NONE"
+        )
+        url = spec.url or ""
+        database = url.removeprefix(f"jdbc:{engine}:") if url.startswith(f"jdbc:{engine}:") else ""
+        if spec.database_file or spec.sqlite_file:
+            database = spec.database_file or spec.sqlite_file or database
+        files = {} if spec.input_files is None else {k: _output_text(v) for k, v in spec.input_files.items()}
+        return SqlAction(
+            engine=engine,
+            sql=spec.sql,
+            database=database,
+            username=spec.username or "",
+            password=spec.password or "",
+            fetch=fetch,
+            input_files=files,
+            output_files=tuple(spec.output_files or ()),
+        )
 
     def _notification(self, spec: t.NotificationSpec) -> NotifyAction:
         """What a notification plugin would send: its payload, else the texts it is made of."""

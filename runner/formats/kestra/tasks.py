@@ -57,6 +57,21 @@ NOTIFICATIONS = (
 )
 STORAGE_WRITE = "io.kestra.plugin.core.storage.Write"
 GIT_CLONE = "io.kestra.plugin.git.Clone"
+SqlEngine = Literal["duckdb", "sqlite", "postgres", "mysql"]
+DataFormat = Literal["csv", "json", "jsonl", "ion"]
+SQL_TYPES: dict[str, SqlEngine] = {
+    "io.kestra.plugin.jdbc.duckdb.Query": "duckdb",
+    "io.kestra.plugin.jdbc.duckdb.Queries": "duckdb",
+    "io.kestra.plugin.jdbc.sqlite.Query": "sqlite",
+    "io.kestra.plugin.jdbc.sqlite.Queries": "sqlite",
+}
+# type -> (what it reads, what it writes)
+SERDES_TYPES: dict[str, tuple[DataFormat, DataFormat]] = {
+    "io.kestra.plugin.serdes.csv.CsvToIon": ("csv", "ion"),
+    "io.kestra.plugin.serdes.csv.IonToCsv": ("ion", "csv"),
+    "io.kestra.plugin.serdes.json.JsonToIon": ("json", "ion"),
+    "io.kestra.plugin.serdes.json.IonToJson": ("ion", "json"),
+}
 # the images of Kestra's CLI plugins: a container with a command, like the script tasks
 CLI_IMAGES = {
     "dbt": "ghcr.io/kestra-io/dbt-duckdb:latest",
@@ -438,6 +453,37 @@ class GitCloneSpec(TaskSpec):
     tag: str | None = None
 
 
+class SqlSpec(TaskSpec):
+    sql: str
+    url: str | None = None
+    username: str | None = None
+    password: str | None = None
+    fetch_type: Literal["NONE", "FETCH", "FETCH_ONE", "STORE"] | None = Field(default=None, alias="fetchType")
+    fetch: bool = False
+    fetch_one: bool = Field(default=False, alias="fetchOne")
+    store: bool = False
+    input_files: dict[str, Any] | None = Field(default=None, alias="inputFiles")
+    output_files: list[str] | None = Field(default=None, alias="outputFiles")
+    database_file: str | None = Field(default=None, alias="databaseFile")
+    sqlite_file: str | None = Field(default=None, alias="sqliteFile")
+    time_zone_id: str | None = Field(default=None, alias="timeZoneId")
+    parameters: Any = None
+    transaction: bool | None = None
+
+
+class SerdesSpec(TaskSpec):
+    from_: str = Field(alias="from")
+    header: bool = True
+    field_separator: str = Field(default=",", alias="fieldSeparator")
+    new_line: bool = Field(default=True, alias="newLine")
+    charset: str | None = None
+    text_delimiter: str | None = Field(default=None, alias="textDelimiter")
+    skip_empty_rows: bool | None = Field(default=None, alias="skipEmptyRows")
+    skip_rows: int | None = Field(default=None, alias="skipRows")
+    date_format: str | None = Field(default=None, alias="dateFormat")
+    time_zone_id: str | None = Field(default=None, alias="timeZoneId")
+
+
 class WriteSpec(TaskSpec):
     content: Any
     extension: str = ".ion"
@@ -561,6 +607,8 @@ SPECS: dict[str, type[TaskSpec]] = {
     PURGE_FILES: PurgeFilesSpec,
     STORAGE_WRITE: WriteSpec,
     GIT_CLONE: GitCloneSpec,
+    **dict.fromkeys(SQL_TYPES, SqlSpec),
+    **dict.fromkeys(SERDES_TYPES, SerdesSpec),
     SUBFLOW: SubflowSpec,
     WORKING_DIRECTORY: WorkingDirectorySpec,
     DAG: DagSpec,

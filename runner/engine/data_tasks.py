@@ -1,0 +1,210 @@
+"""Data tasks the runner does itself: SQL against DuckDB, SQLite or a server, and conversions between CSV,
+JSON and Ion, Kestra's own file format (one value per line, as Kestra's FileSerde writes it)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from runner.engine.status import StepStatus
+from runner.globs import matches
+from runner.model import SerdesAction, SqlAction
+
+
+@dataclass(frozen=True)
+class DataContext:
+    render: Callable[[str, dict[str, Any]], str]  # a template, with these names besides the run's
+    log: Callable[[str], None]
+    read_stored: Callable[[str], bytes | None]  # a stored file's content by URI, None when not stored
+    store_file: Callable[[str, bytes], str]  # (name, content) -> URI
+
+
+@dataclass
+class DataResult:
+    status: StepStatus
+    message: str = ""
+    outputs: dict[str, Any] | None = None
+
+
+def plain(value: Any) -> Any:
+    """A database value as Kestra's outputs carry it: dates and times as ISO text, decimals as numbers."""
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value) if value % 1 else int(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return value
+
+
+def ion_lines(rows: Iterable[Any]) -> bytes:
+    from amazon.ion import simpleion
+
+    return b"".join(
+        simpleion.dumps(row, binary=False, omit_version_marker=True).encode("utf-8") + b"\n" for row in rows
+    )
+
+
+def read_ion(data: bytes) -> list[Any]:
+    from amazon.ion import simpleion
+
+    if not data.strip():
+        return []
+    values = simpleion.loads(data.decode("utf-8"), single_value=False)
+    return [_from_ion(value) for value in values]
+
+
+def _from_ion(value: Any) -> Any:
+    """Ion's values (subclasses of dict, list, str, int…) as plain Python ones."""
+    if value is None or getattr(value, "is_null", False):
+        return None
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(key): _from_ion(item) for key, item in value.items()}
+    if isinstance(value, Sequence):
+        return [_from_ion(item) for item in value]
+    for kind in (bool, int, float):
+        if isinstance(value, kind):
+            return kind(value)
+    return plain(value)
+
+
+def run_sql(action: SqlAction, context: DataContext) -> DataResult:
+    with tempfile.TemporaryDirectory(prefix="runner-sql-") as folder:
+        names = {"workingDir": folder}
+        for name, value in action.input_files.items():
+            content = context.render(value, names)
+            stored = context.read_stored(content.strip())
+            target = Path(folder) / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(stored if stored is not None else content.encode("utf-8"))
+        sql = context.render(action.sql, names)
+        database = context.render(action.database, names)
+        if database and not database.startswith("/") and database != ":memory:":
+            database = str(Path(folder) / database)  # a database file named alone is in the working directory
+        try:
+            columns, rows, count = _execute(action, sql, database, folder)
+        except Exception as exc:  # every driver has its own error classes: the message is what matters
+            return DataResult(StepStatus.FAILED, f"{action.engine}: {exc}")
+        outputs: dict[str, Any] = {}
+        records = [
+            {column: plain(value) for column, value in zip(columns, row, strict=False)} for row in rows
+        ]
+        if action.fetch == "FETCH":
+            outputs = {"rows": records, "size": len(records)}
+        elif action.fetch == "FETCH_ONE":
+            outputs = {"row": records[0] if records else None, "size": min(len(records), 1)}
+        elif action.fetch == "STORE":
+            outputs = {"uri": context.store_file("result.ion", ion_lines(records)), "size": len(records)}
+        else:
+            outputs = {"size": count}
+        if action.output_files:
+            kept: dict[str, str] = {}
+            for path in sorted(Path(folder).rglob("*")):
+                relative = path.relative_to(folder).as_posix()
+                if path.is_file() and matches(relative, action.output_files):
+                    kept[relative] = context.store_file(relative, path.read_bytes())
+            outputs["outputFiles"] = kept
+        context.log(f"{action.engine}: {len(records)} row(s)")
+        return DataResult(StepStatus.SUCCESS, outputs=outputs)
+
+
+def _execute(
+    action: SqlAction, sql: str, database: str, folder: str
+) -> tuple[list[str], list[tuple[Any, ...]], int]:
+    """(columns, rows, affected) of the last statement of `sql`; relative file names in the SQL are the
+    working directory's, as in Kestra (not this process's current folder, which threads share)."""
+    if action.engine == "duckdb":
+        import duckdb
+
+        connection = duckdb.connect(database or ":memory:")
+        try:
+            connection.execute(f"SET file_search_path = '{folder}'")
+            cursor = connection.execute(sql)
+            columns = [column[0] for column in cursor.description or []]
+            rows = cursor.fetchall() if cursor.description else []
+            return columns, rows, len(rows)
+        finally:
+            connection.close()
+    if action.engine == "sqlite":
+        import sqlite3
+
+        lite = sqlite3.connect(database or ":memory:")
+        try:
+            statements = [part for part in sql.split(";") if part.strip()]
+            lite_cursor = lite.cursor()
+            for statement in statements:
+                lite_cursor.execute(statement)
+            lite.commit()
+            columns = [column[0] for column in lite_cursor.description or []]
+            rows = lite_cursor.fetchall() if lite_cursor.description else []
+            return columns, rows, max(lite_cursor.rowcount, len(rows))
+        finally:
+            lite.close()
+    raise ValueError(f"{action.engine} servers are not supported yet")
+
+
+def run_serdes(action: SerdesAction, context: DataContext) -> DataResult:
+    source = context.render(action.source, {}).strip()
+    data = context.read_stored(source)
+    if data is None:
+        return DataResult(StepStatus.FAILED, f"{source} names no file of this run's storage")
+    records = _read(action, data)
+    content = _write(action, records)
+    extension = {"csv": ".csv", "json": ".json", "jsonl": ".jsonl", "ion": ".ion"}[action.write]
+    uri = context.store_file("converted" + extension, content)
+    context.log(f"{len(records)} record(s) written as {action.write}")
+    return DataResult(StepStatus.SUCCESS, outputs={"uri": uri, "size": len(records)})
+
+
+def _read(action: SerdesAction, data: bytes) -> list[Any]:
+    text = data.decode("utf-8")
+    if action.read == "ion":
+        return read_ion(data)
+    if action.read == "json":
+        value = json.loads(text) if text.strip() else []
+        return value if isinstance(value, list) else [value]
+    if action.read == "jsonl":
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    reader = csv.reader(io.StringIO(text), delimiter=action.separator)
+    rows = list(reader)
+    if not action.header:
+        return [list(row) for row in rows]
+    header, *body = rows or [[]]
+    return [dict(zip(header, row, strict=False)) for row in body]
+
+
+def _write(action: SerdesAction, records: list[Any]) -> bytes:
+    if action.write == "ion":
+        return ion_lines(records)
+    if action.write == "json":
+        return json.dumps(records).encode("utf-8")
+    if action.write == "jsonl":
+        return "".join(json.dumps(record) + "\n" for record in records).encode("utf-8")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=action.separator, lineterminator="\n")
+    if records and isinstance(records[0], dict):
+        header = list(records[0])
+        if action.header:
+            writer.writerow(header)
+        for record in records:
+            writer.writerow([_cell(record.get(column)) for column in header])
+    else:
+        for record in records:
+            writer.writerow(
+                [_cell(value) for value in record] if isinstance(record, list) else [_cell(record)]
+            )
+    return buffer.getvalue().encode("utf-8")
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else json.dumps(value) if isinstance(value, dict | list) else str(value)
