@@ -132,6 +132,7 @@ class Actions:
             log=lambda line: self._log(step, line),
             read_stored=read_stored,
             store_file=lambda name, content: self.run.storage.store(step.id, name, content),
+            engine_host=self.run.backend.info().published_host,
         )
         if isinstance(action, SqlAction):
             result = data_tasks.run_sql(action, context)

@@ -13,6 +13,7 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from runner.engine.status import StepStatus
 from runner.globs import matches
@@ -25,6 +26,7 @@ class DataContext:
     log: Callable[[str], None]
     read_stored: Callable[[str], bytes | None]  # a stored file's content by URI, None when not stored
     store_file: Callable[[str, bytes], str]  # (name, content) -> URI
+    engine_host: str = "127.0.0.1"  # where this process reaches the ports the engine publishes
 
 
 @dataclass
@@ -92,7 +94,7 @@ def run_sql(action: SqlAction, context: DataContext) -> DataResult:
         if database and not database.startswith("/") and database != ":memory:":
             database = str(Path(folder) / database)  # a database file named alone is in the working directory
         try:
-            columns, rows, count = _execute(action, sql, database, folder)
+            columns, rows, count = _execute(action, sql, database, folder, context.engine_host)
         except Exception as exc:  # every driver has its own error classes: the message is what matters
             return DataResult(StepStatus.FAILED, f"{action.engine}: {exc}")
         outputs: dict[str, Any] = {}
@@ -119,7 +121,7 @@ def run_sql(action: SqlAction, context: DataContext) -> DataResult:
 
 
 def _execute(
-    action: SqlAction, sql: str, database: str, folder: str
+    action: SqlAction, sql: str, database: str, folder: str, engine_host: str = "127.0.0.1"
 ) -> tuple[list[str], list[tuple[Any, ...]], int]:
     """(columns, rows, affected) of the last statement of `sql`; relative file names in the SQL are the
     working directory's, as in Kestra (not this process's current folder, which threads share)."""
@@ -150,7 +152,42 @@ def _execute(
             return columns, rows, max(lite_cursor.rowcount, len(rows))
         finally:
             lite.close()
+    if action.engine == "postgres":
+        return _postgres(action, sql, database, engine_host)
     raise ValueError(f"{action.engine} servers are not supported yet")
+
+
+def _postgres(
+    action: SqlAction, sql: str, database: str, engine_host: str
+) -> tuple[list[str], list[tuple[Any, ...]], int]:
+    """`//host:port/name` of a jdbc:postgresql: URL, by pg8000. The engine's host names (localhost for a
+    remote engine, host.docker.internal) mean where its published ports are, as for the Redis tasks."""
+    import pg8000.dbapi
+
+    parts = urlsplit(database if database.startswith("//") else "//" + database)
+    host = parts.hostname or "localhost"
+    if host == "host.docker.internal" or (
+        engine_host not in ("127.0.0.1", "localhost") and host in ("localhost", "127.0.0.1")
+    ):
+        host = engine_host
+    query = dict(item.split("=", 1) for item in parts.query.split("&") if "=" in item)
+    connection = pg8000.dbapi.connect(
+        host=host,
+        port=parts.port or 5432,
+        database=parts.path.lstrip("/") or None,
+        user=action.username or query.get("user") or "postgres",
+        password=action.password or query.get("password") or None,
+        timeout=30,
+    )
+    try:
+        cursor = connection.cursor()
+        cursor.execute(sql)
+        columns = [column[0] for column in cursor.description or []]
+        rows = [tuple(row) for row in cursor.fetchall()] if cursor.description else []
+        connection.commit()
+        return columns, rows, max(cursor.rowcount, len(rows))
+    finally:
+        connection.close()
 
 
 def run_serdes(action: SerdesAction, context: DataContext) -> DataResult:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -418,3 +419,36 @@ def test_duckdb_sqlite_and_serdes_pass_data_through_the_run_storage(
     assert stored(run.get("json").outputs["uri"]) == '{"answer": 42}\n'
     assert run.get("lite").outputs["rows"] == [{"x": 1}, {"x": 2}]
     assert list(run.get("lite").outputs["outputFiles"]) == ["demo.db"]
+
+
+@pytest.mark.docker
+def test_a_postgresql_query_against_a_database_the_flow_starts(tmp_path: Path) -> None:
+    """jdbc.postgresql.Query (Kestra's JDBC plugin): `url` jdbc:postgresql://host:port/db, `username`,
+    `password`, fetchType FETCH gives `rows`. The flow starts its database with docker.Run (wait: false,
+    a published port) and retries the query until it answers; `finally` stops it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    text = HEAD + (
+        "tasks:\n"
+        "  - id: db\n    type: io.kestra.plugin.docker.Run\n    containerImage: runner/postgres:bookworm\n"
+        "    wait: false\n    env: {POSTGRES_PASSWORD: secret}\n"
+        f"    portBindings: ['127.0.0.1:{port}:5432']\n"
+        "  - id: query\n    type: io.kestra.plugin.jdbc.postgresql.Query\n"
+        f"    url: jdbc:postgresql://localhost:{port}/postgres\n"
+        "    username: postgres\n    password: secret\n"
+        "    sql: SELECT 40 + 2 AS answer, current_database() AS name\n    fetchType: FETCH\n"
+        "    retry: {type: constant, maxAttempt: 60, interval: PT1S}\n"
+        "  - {id: show, type: "
+        + LOG
+        + ", message: '{{ outputs.query.rows[0].answer }} {{ outputs.query.rows[0].name }}'}\n"
+        "finally:\n"
+        "  - id: stop\n    type: io.kestra.plugin.docker.Stop\n"
+        "    containerId: '{{ outputs.db.taskRunner.containerId }}'\n"
+    )
+    path = tmp_path / "flow.yml"
+    path.write_text(text, encoding="utf-8")
+    result, reporter = run_file(path)
+    assert result.exit_code == 0, result.results
+    assert reporter.output("show") == ["42 postgres"]
+    assert labelled_of(result.run_id) == []

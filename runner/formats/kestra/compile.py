@@ -695,7 +695,8 @@ class Compiler:
             "STORE" if spec.store else "FETCH_ONE" if spec.fetch_one else "FETCH" if spec.fetch else "NONE"
         )
         url = spec.url or ""
-        database = url.removeprefix(f"jdbc:{engine}:") if url.startswith(f"jdbc:{engine}:") else ""
+        prefix = {"postgres": "jdbc:postgresql:"}.get(engine, f"jdbc:{engine}:")
+        database = url.removeprefix(prefix) if url.startswith(prefix) else ""
         if spec.database_file or spec.sqlite_file:
             database = spec.database_file or spec.sqlite_file or database
         files = {} if spec.input_files is None else {k: _output_text(v) for k, v in spec.input_files.items()}

@@ -64,6 +64,8 @@ SQL_TYPES: dict[str, SqlEngine] = {
     "io.kestra.plugin.jdbc.duckdb.Queries": "duckdb",
     "io.kestra.plugin.jdbc.sqlite.Query": "sqlite",
     "io.kestra.plugin.jdbc.sqlite.Queries": "sqlite",
+    "io.kestra.plugin.jdbc.postgresql.Query": "postgres",
+    "io.kestra.plugin.jdbc.postgresql.Queries": "postgres",
 }
 # type -> (what it reads, what it writes)
 SERDES_TYPES: dict[str, tuple[DataFormat, DataFormat]] = {
