@@ -452,3 +452,25 @@ def test_a_postgresql_query_against_a_database_the_flow_starts(tmp_path: Path) -
     assert result.exit_code == 0, result.results
     assert reporter.output("show") == ["42 postgres"]
     assert labelled_of(result.run_id) == []
+
+
+def test_a_notification_made_of_its_texts_shows_them_without_a_warning(
+    tmp_path: Path, backend: MemoryBackend, ledger: object
+) -> None:
+    """The shape of Kestra's error-logs blueprint: a Slack alert in `errors`, its text built from
+    errorLogs(); every property of a notification is part of what it would send."""
+    path = flow(
+        tmp_path, "  - {id: fail, type: io.kestra.plugin.core.execution.Fail, errorMessage: disk full}\n"
+    )
+    path.write_text(
+        path.read_text(encoding="utf-8")
+        + "errors:\n  - id: alert\n    type: io.kestra.plugin.slack.notifications.SlackIncomingWebhook\n"
+        + "    url: http://127.0.0.1:9/hook\n"
+        + "    messageText: \"failed: {{ errorLogs()[0]['message'] }}\"\n",
+        encoding="utf-8",
+    )
+    pipeline = load_pipeline(path)
+    assert pipeline.warnings == ()
+    run = execute(pipeline, backend, ledger)  # type: ignore[arg-type]
+    assert run.get("alert").status is S.SUCCESS
+    assert run.reporter.output("alert")[1:] == ["  messageText: failed: disk full"]

@@ -425,7 +425,10 @@ class Compiler:
         raise InputError.collect(problems)
 
     def _known_keys(self, raw: dict[str, Any], spec: type[BaseModel], loc: Loc) -> dict[str, Any]:
-        """Unknown properties are reported and left out: Kestra refuses such a flow; here it runs."""
+        """Unknown properties are reported and left out: Kestra refuses such a flow; here it runs. A type
+        that takes any property (a notification: what it sends is made of them) keeps them all."""
+        if spec.model_config.get("extra") == "allow":
+            return raw
         known = {field.alias or name for name, field in spec.model_fields.items()}
         for key in [key for key in raw if key not in known]:
             close = difflib.get_close_matches(str(key), sorted(known), n=1)
