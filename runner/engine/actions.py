@@ -184,12 +184,9 @@ class Actions:
             return templates.render(text, templates.names(step, attempt)) if templates else text
 
         def log(line: str) -> None:
-            line = self.run.mask(line)
             if templates is not None and isinstance(action, LogAction) and action.level == "ERROR":
-                templates.error_log(step.id, line.removeprefix("ERROR "))
-            with open(self.run.log_dir / f"{step.id}.log", "a", encoding="utf-8") as file:
-                file.write(line + "\n")
-            self.run.reporter.log(step, line)
+                templates.error_log(step.id, self.run.mask(line).removeprefix("ERROR "))
+            self._log(step, line)
 
         context = BuiltinContext(
             render=render_text,
@@ -285,15 +282,7 @@ class Actions:
             part = part.model_copy(update={"source": action.source if index == 0 else "none"})
             prepare = context.prepare if index == 0 else _nothing
             remaining = None if deadline is None else max(deadline - time.monotonic(), 0.001)
-            outcome = run_container(
-                step,
-                part,
-                part_image,
-                self.run.teardown.name(step.id),
-                replace(context, prepare=prepare),
-                remaining,
-            )
-            self._take_shared(step, action, outcome.container_id)
+            outcome = self._part(step, action, part, part_image, replace(context, prepare=prepare), remaining)
             if outcome.status is not StepStatus.SUCCESS:
                 break
         # The after-script (and its pipes) reads the script's exit code, and never changes the step's result.
@@ -302,18 +291,24 @@ class Actions:
             part, part_image = self._segment(
                 action, image, segment, {**shared, "source": "none"}, env, context.env
             )
-            after = run_container(
-                step,
-                part,
-                part_image,
-                self.run.teardown.name(step.id),
-                replace(context, prepare=_nothing),
-                None,
-            )
-            self._take_shared(step, action, after.container_id)
+            after = self._part(step, action, part, part_image, replace(context, prepare=_nothing), None)
             if after.status is not StepStatus.SUCCESS:
                 self.run.reporter.notice(f"{step.name}: after-script failed: {after.message}", warning=True)
                 break
+        return outcome
+
+    def _part(
+        self,
+        step: Step,
+        action: ContainerRun,
+        part: ContainerRun,
+        image: str,
+        context: StepContext,
+        timeout: float | None,
+    ) -> Outcome:
+        """One container of a step cut at its pipes; what it shares is taken as it ends."""
+        outcome = run_container(step, part, image, self.run.teardown.name(step.id), context, timeout)
+        self._take_shared(step, action, outcome.container_id)
         return outcome
 
     def _segment(
