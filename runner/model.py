@@ -277,15 +277,31 @@ class SqlAction(Frozen):
     output_files: tuple[str, ...] = ()
 
 
+DataFormat = Literal["csv", "json", "jsonl", "ion", "xml", "avro", "parquet", "xlsx"]
+
+
 class SerdesAction(Frozen):
-    """A stored file converted between CSV, JSON (or JSON lines) and Ion (Kestra's serdes plugins)."""
+    """A stored file converted from one format to another (Kestra's serdes plugins): CSV, JSON, JSON lines,
+    Ion, XML, Avro, Parquet or an Excel workbook."""
 
     kind: Literal["serdes"] = "serdes"
-    source: str  # the stored file's URI, an expression
-    read: Literal["csv", "json", "jsonl", "ion"]
-    write: Literal["csv", "json", "jsonl", "ion"]
+    source: str | dict[str, str]  # the stored file's URI, an expression; a workbook's sheets by title
+    read: DataFormat
+    write: DataFormat
     header: bool = True
     separator: str = ","
+    quote: str = '"'
+    charset: str = "utf-8"
+    skip_rows: int = 0
+    skip_empty_rows: bool = False
+    schema_text: str = ""  # Avro's schema, as JSON (Avro and Parquet)
+    compression: str = "GZIP"  # Parquet's codec
+    sheet_title: str = "Sheet"  # the sheet a single file is written to
+    sheets: tuple[str, ...] = ()  # the sheets read; all when empty
+    value_render: str = "UNFORMATTED_VALUE"
+    root_name: str = "items"  # XML's root element
+    query: str = ""  # a JSON pointer into an XML document
+    force_list: tuple[str, ...] = ()  # XML elements always read as lists
 
 
 class NotifyAction(Frozen):

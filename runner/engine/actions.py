@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from runner.backend.base import TOOL_IMAGE, ContainerSpec
-from runner.engine import data_tasks, local_tasks
+from runner.engine import data_tasks, local_tasks, serdes
 from runner.engine.artifacts import bundles
 from runner.engine.builtin import BuiltinAction, BuiltinContext, run_builtin
 from runner.engine.container_step import Outcome, StepContext, run_container, start_sidecars
@@ -137,7 +137,7 @@ class Actions:
         if isinstance(action, SqlAction):
             result = data_tasks.run_sql(action, context)
         else:
-            result = data_tasks.run_serdes(action, context)
+            result = serdes.run_serdes(action, context)
         return Outcome(result.status, None, result.message, outputs=result.outputs or {})
 
     def _put_into(self, step: Step, target: Mount, archive: bytes) -> None:

@@ -1,11 +1,8 @@
-"""Data tasks the runner does itself: SQL against DuckDB, SQLite or a server, and conversions between CSV,
-JSON and Ion, Kestra's own file format (one value per line, as Kestra's FileSerde writes it)."""
+"""Data tasks the runner does itself: SQL against DuckDB, SQLite or a server, and Ion, Kestra's own file
+format (one value per line, as Kestra's FileSerde writes it), which the conversions of `serdes` share."""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,7 +14,7 @@ from urllib.parse import urlsplit
 
 from runner.engine.status import StepStatus
 from runner.globs import matches
-from runner.model import SerdesAction, SqlAction
+from runner.model import SqlAction
 
 
 @dataclass(frozen=True)
@@ -66,7 +63,9 @@ def read_ion(data: bytes) -> list[Any]:
 
 def _from_ion(value: Any) -> Any:
     """Ion's values (subclasses of dict, list, str, int…) as plain Python ones."""
-    if value is None or getattr(value, "is_null", False):
+    from amazon.ion.simple_types import IonPyNull
+
+    if value is None or isinstance(value, IonPyNull):  # a typed null of Ion (null.string…) too
         return None
     if isinstance(value, str):
         return str(value)
@@ -188,60 +187,3 @@ def _postgres(
         return columns, rows, max(cursor.rowcount, len(rows))
     finally:
         connection.close()
-
-
-def run_serdes(action: SerdesAction, context: DataContext) -> DataResult:
-    source = context.render(action.source, {}).strip()
-    data = context.read_stored(source)
-    if data is None:
-        return DataResult(StepStatus.FAILED, f"{source} names no file of this run's storage")
-    records = _read(action, data)
-    content = _write(action, records)
-    extension = {"csv": ".csv", "json": ".json", "jsonl": ".jsonl", "ion": ".ion"}[action.write]
-    uri = context.store_file("converted" + extension, content)
-    context.log(f"{len(records)} record(s) written as {action.write}")
-    return DataResult(StepStatus.SUCCESS, outputs={"uri": uri, "size": len(records)})
-
-
-def _read(action: SerdesAction, data: bytes) -> list[Any]:
-    text = data.decode("utf-8")
-    if action.read == "ion":
-        return read_ion(data)
-    if action.read == "json":
-        value = json.loads(text) if text.strip() else []
-        return value if isinstance(value, list) else [value]
-    if action.read == "jsonl":
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-    reader = csv.reader(io.StringIO(text), delimiter=action.separator)
-    rows = list(reader)
-    if not action.header:
-        return [list(row) for row in rows]
-    header, *body = rows or [[]]
-    return [dict(zip(header, row, strict=False)) for row in body]
-
-
-def _write(action: SerdesAction, records: list[Any]) -> bytes:
-    if action.write == "ion":
-        return ion_lines(records)
-    if action.write == "json":
-        return json.dumps(records).encode("utf-8")
-    if action.write == "jsonl":
-        return "".join(json.dumps(record) + "\n" for record in records).encode("utf-8")
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=action.separator, lineterminator="\n")
-    if records and isinstance(records[0], dict):
-        header = list(records[0])
-        if action.header:
-            writer.writerow(header)
-        for record in records:
-            writer.writerow([_cell(record.get(column)) for column in header])
-    else:
-        for record in records:
-            writer.writerow(
-                [_cell(value) for value in record] if isinstance(record, list) else [_cell(record)]
-            )
-    return buffer.getvalue().encode("utf-8")
-
-
-def _cell(value: Any) -> str:
-    return "" if value is None else json.dumps(value) if isinstance(value, dict | list) else str(value)

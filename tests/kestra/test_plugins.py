@@ -421,6 +421,92 @@ def test_duckdb_sqlite_and_serdes_pass_data_through_the_run_storage(
     assert list(run.get("lite").outputs["outputFiles"]) == ["demo.db"]
 
 
+def test_serdes_converts_between_avro_parquet_excel_and_xml_with_the_schemas_types(
+    tmp_path: Path, backend: MemoryBackend, ledger: object
+) -> None:
+    """serdes.avro/parquet (Kestra's serdes plugins): `schema`, an Avro record schema, turns CSV's text into
+    its types; excel.IonToExcel writes one sheet per entry of a `from` map and ExcelToIon gives `uris` by
+    sheet; xml.XmlToIon's `query` is a pointer into the document. Each file is read back by its own library,
+    not by the code that wrote it."""
+    import duckdb
+    import fastavro
+    from openpyxl import load_workbook
+
+    schema = (
+        '{"type": "record", "name": "Item", "fields": [{"name": "n", "type": "long"}, '
+        '{"name": "name", "type": "string"}, {"name": "price", "type": ["null", "double"]}]}'
+    )
+    tasks = (
+        "  - id: raw\n    type: io.kestra.plugin.core.storage.Write\n"
+        '    content: "n;name;price\\n1;apple;0.5\\n2;pear;\\n"\n    extension: .csv\n'
+        "  - {id: ion, type: io.kestra.plugin.serdes.csv.CsvToIon, from: '{{ outputs.raw.uri }}',"
+        " fieldSeparator: ';'}\n"
+        "  - id: avro\n    type: io.kestra.plugin.serdes.avro.IonToAvro\n    from: '{{ outputs.ion.uri }}'\n"
+        f"    schema: '{schema}'\n"
+        "  - {id: from_avro, type: io.kestra.plugin.serdes.avro.AvroToIon, from: '{{ outputs.avro.uri }}'}\n"
+        "  - id: parquet\n    type: io.kestra.plugin.serdes.parquet.IonToParquet\n"
+        "    from: '{{ outputs.from_avro.uri }}'\n    compressionCodec: SNAPPY\n"
+        f"    schema: '{schema}'\n"
+        "  - {id: from_parquet, type: io.kestra.plugin.serdes.parquet.ParquetToIon,"
+        " from: '{{ outputs.parquet.uri }}'}\n"
+        "  - id: excel\n    type: io.kestra.plugin.serdes.excel.IonToExcel\n"
+        "    from: {Fruit: '{{ outputs.from_parquet.uri }}', Raw: '{{ outputs.ion.uri }}'}\n"
+        "  - {id: from_excel, type: io.kestra.plugin.serdes.excel.ExcelToIon,"
+        " from: '{{ outputs.excel.uri }}', sheetsTitle: [Fruit]}\n"
+        "  - {id: xml, type: io.kestra.plugin.serdes.xml.IonToXml,"
+        " from: \"{{ outputs.from_excel.uris['Fruit'] }}\"}\n"
+        "  - {id: from_xml, type: io.kestra.plugin.serdes.xml.XmlToIon, from: '{{ outputs.xml.uri }}',"
+        " query: /items/item}\n"
+        "  - {id: json, type: io.kestra.plugin.serdes.json.IonToJson, from: '{{ outputs.from_xml.uri }}'}\n"
+        "  - {id: show, type: " + LOG + ", message: '{{ outputs.excel.size }} {{ outputs.from_xml.size }}'}\n"
+    )
+    run = run_flow(flow(tmp_path, tasks), backend, ledger)
+    assert run.result.exit_code == 0, [(r.step_id, r.status, r.message) for r in run.result.results]
+    assert run.reporter.output("show") == ["4 2"]
+    storage = Path(str(ledger.directory)) / "storage"  # type: ignore[attr-defined]
+
+    def stored(uri: object) -> Path:
+        return storage / str(uri).removeprefix("kestra:///")
+
+    typed = [{"n": 1, "name": "apple", "price": 0.5}, {"n": 2, "name": "pear", "price": None}]
+    with stored(run.get("avro").outputs["uri"]).open("rb") as avro:
+        assert list(fastavro.reader(avro)) == typed
+    parquet = str(stored(run.get("parquet").outputs["uri"]))
+    assert duckdb.sql(f"SELECT * FROM read_parquet('{parquet}') ORDER BY n").fetchall() == [
+        (1, "apple", 0.5),
+        (2, "pear", None),
+    ]
+    codecs = duckdb.sql(f"SELECT DISTINCT compression FROM parquet_metadata('{parquet}')").fetchall()
+    assert codecs == [("SNAPPY",)]
+    book = load_workbook(stored(run.get("excel").outputs["uri"]))
+    assert book.sheetnames == ["Fruit", "Raw"]
+    assert [list(row) for row in book["Fruit"].iter_rows(values_only=True)] == [
+        ["n", "name", "price"],
+        [1, "apple", 0.5],
+        [2, "pear", None],
+    ]
+    assert [list(row) for row in book["Raw"].iter_rows(values_only=True)][1] == ["1", "apple", "0.5"]
+    assert list(run.get("from_excel").outputs["uris"]) == ["Fruit"]
+    xml = stored(run.get("xml").outputs["uri"]).read_text(encoding="utf-8")
+    assert "<items>" in xml and "<name>apple</name>" in xml
+    lines = stored(run.get("json").outputs["uri"]).read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line) for line in lines] == [
+        {"n": 1, "name": "apple", "price": 0.5},
+        {"n": 2, "name": "pear", "price": ""},
+    ]
+
+
+def test_a_parquet_or_avro_conversion_without_its_schema_is_refused_at_its_place(tmp_path: Path) -> None:
+    path = flow(
+        tmp_path,
+        "  - {id: out, type: io.kestra.plugin.serdes.parquet.IonToParquet, from: 'kestra:///x/y.ion'}\n",
+    )
+    with pytest.raises(InputError) as caught:
+        load_pipeline(path)
+    assert "flow.yml:4:" in str(caught.value)
+    assert "Ion to parquet needs `schema`" in str(caught.value)
+
+
 @pytest.mark.docker
 def test_a_postgresql_query_against_a_database_the_flow_starts(tmp_path: Path) -> None:
     """jdbc.postgresql.Query (Kestra's JDBC plugin): `url` jdbc:postgresql://host:port/db, `username`,

@@ -617,19 +617,7 @@ class Compiler:
             case t.SqlSpec():
                 return self._sql(spec, loc)
             case t.SerdesSpec():
-                read, write = t.SERDES_TYPES[spec.type]
-                # newLine (the default): JSON lines, one value per line, as Kestra reads and writes them
-                if write == "json" and spec.new_line:
-                    write = "jsonl"
-                if read == "json" and spec.new_line:
-                    read = "jsonl"
-                return SerdesAction(
-                    source=spec.from_,
-                    read=read,
-                    write=write,
-                    header=spec.header,
-                    separator=spec.field_separator,
-                )
+                return self._serdes(spec, loc)
             case t.GitCloneSpec():
                 if spec.private_key:
                     self.warn(
@@ -712,6 +700,45 @@ class Compiler:
             fetch=fetch,
             input_files=files,
             output_files=tuple(spec.output_files or ()),
+        )
+
+    def _serdes(self, spec: t.SerdesSpec, loc: Loc) -> SerdesAction:
+        read, write = t.SERDES_TYPES[spec.type]
+        # newLine (the default): JSON lines, one value per line, as Kestra reads and writes them
+        if write == "json" and spec.new_line:
+            write = "jsonl"
+        if read == "json" and spec.new_line:
+            read = "jsonl"
+        if isinstance(spec.from_, dict) and write != "xlsx":
+            raise self.document.error(
+                (*loc, "from"), "`from` is a map of sheets only for IonToExcel", "give one file's URI"
+            )
+        if write in ("avro", "parquet") and not spec.schema_.strip():
+            raise self.document.error(
+                (*loc, "schema"),
+                f"Ion to {write} needs `schema`",
+                'add `schema:` with the records\' Avro schema, as JSON: {"type": "record", "fields": [...]}',
+                key=True,
+            )
+        titles = spec.sheets_title
+        return SerdesAction(
+            source=spec.from_,
+            read=read,
+            write=write,
+            header=spec.header,
+            separator=spec.field_separator,
+            quote=spec.text_delimiter or '"',
+            charset=spec.charset,
+            skip_rows=spec.skip_rows,
+            skip_empty_rows=spec.skip_empty_rows,
+            schema_text=spec.schema_,
+            compression=spec.compression_codec,
+            sheet_title=titles if isinstance(titles, str) else "Sheet",
+            sheets=tuple(titles) if isinstance(titles, list) else (),
+            value_render=spec.value_render,
+            root_name=spec.root_name,
+            query=spec.query,
+            force_list=tuple(spec.parser_configuration.force_list) if spec.parser_configuration else (),
         )
 
     def _notification(self, spec: t.NotificationSpec) -> NotifyAction:

@@ -58,7 +58,7 @@ NOTIFICATIONS = (
 STORAGE_WRITE = "io.kestra.plugin.core.storage.Write"
 GIT_CLONE = "io.kestra.plugin.git.Clone"
 SqlEngine = Literal["duckdb", "sqlite", "postgres", "mysql"]
-DataFormat = Literal["csv", "json", "jsonl", "ion"]
+DataFormat = Literal["csv", "json", "jsonl", "ion", "xml", "avro", "parquet", "xlsx"]
 SQL_TYPES: dict[str, SqlEngine] = {
     "io.kestra.plugin.jdbc.duckdb.Query": "duckdb",
     "io.kestra.plugin.jdbc.duckdb.Queries": "duckdb",
@@ -73,6 +73,14 @@ SERDES_TYPES: dict[str, tuple[DataFormat, DataFormat]] = {
     "io.kestra.plugin.serdes.csv.IonToCsv": ("ion", "csv"),
     "io.kestra.plugin.serdes.json.JsonToIon": ("json", "ion"),
     "io.kestra.plugin.serdes.json.IonToJson": ("ion", "json"),
+    "io.kestra.plugin.serdes.xml.XmlToIon": ("xml", "ion"),
+    "io.kestra.plugin.serdes.xml.IonToXml": ("ion", "xml"),
+    "io.kestra.plugin.serdes.avro.AvroToIon": ("avro", "ion"),
+    "io.kestra.plugin.serdes.avro.IonToAvro": ("ion", "avro"),
+    "io.kestra.plugin.serdes.parquet.ParquetToIon": ("parquet", "ion"),
+    "io.kestra.plugin.serdes.parquet.IonToParquet": ("ion", "parquet"),
+    "io.kestra.plugin.serdes.excel.ExcelToIon": ("xlsx", "ion"),
+    "io.kestra.plugin.serdes.excel.IonToExcel": ("ion", "xlsx"),
 }
 # the images of Kestra's CLI plugins: a container with a command, like the script tasks
 CLI_IMAGES = {
@@ -473,17 +481,42 @@ class SqlSpec(TaskSpec):
     transaction: bool | None = None
 
 
+class XmlParserSpec(Spec):
+    force_list: list[str] = Field(default_factory=list, alias="forceList")
+
+
 class SerdesSpec(TaskSpec):
-    from_: str = Field(alias="from")
+    from_: str | dict[str, str] = Field(alias="from")
     header: bool = True
     field_separator: str = Field(default=",", alias="fieldSeparator")
     new_line: bool = Field(default=True, alias="newLine")
-    charset: str | None = None
-    text_delimiter: str | None = Field(default=None, alias="textDelimiter")
-    skip_empty_rows: bool | None = Field(default=None, alias="skipEmptyRows")
-    skip_rows: int | None = Field(default=None, alias="skipRows")
+    charset: str = "UTF-8"
+    text_delimiter: str = Field(default='"', alias="textDelimiter")
+    skip_empty_rows: bool = Field(default=False, alias="skipEmptyRows")
+    skip_rows: int = Field(default=0, alias="skipRows")
     date_format: str | None = Field(default=None, alias="dateFormat")
+    datetime_format: str | None = Field(default=None, alias="datetimeFormat")
+    time_format: str | None = Field(default=None, alias="timeFormat")
     time_zone_id: str | None = Field(default=None, alias="timeZoneId")
+    schema_: str = Field(default="", alias="schema")
+    compression_codec: str = Field(default="GZIP", alias="compressionCodec")
+    sheets_title: str | list[str] | None = Field(default=None, alias="sheetsTitle")
+    styles: bool | None = None
+    value_render: str = Field(default="UNFORMATTED_VALUE", alias="valueRender")
+    date_time_render: str | None = Field(default=None, alias="dateTimeRender")
+    root_name: str = Field(default="items", alias="rootName")
+    query: str = ""
+    parser_configuration: XmlParserSpec | None = Field(default=None, alias="parserConfiguration")
+    on_bad_lines: str | None = Field(default=None, alias="onBadLines")
+    error_on_different_field_count: bool | None = Field(default=None, alias="errorOnDifferentFieldCount")
+    always_delimit_text: bool | None = Field(default=None, alias="alwaysDelimitText")
+    line_delimiter: str | None = Field(default=None, alias="lineDelimiter")
+    infer_all_fields: bool | None = Field(default=None, alias="inferAllFields")
+    strict_schema: bool | None = Field(default=None, alias="strictSchema")
+    parquet_version: str | None = Field(default=None, alias="parquetVersion")
+    row_group_size: int | None = Field(default=None, alias="rowGroupSize")
+    page_size: int | None = Field(default=None, alias="pageSize")
+    dictionary_page_size: int | None = Field(default=None, alias="dictionaryPageSize")
 
 
 class WriteSpec(TaskSpec):
