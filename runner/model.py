@@ -277,6 +277,22 @@ class SqlAction(Frozen):
     output_files: tuple[str, ...] = ()
 
 
+class CopyAction(Frozen):
+    """Rows copied by PostgreSQL's COPY between a table (or a query) and a stored file (Kestra's
+    jdbc.postgresql CopyIn and CopyOut)."""
+
+    kind: Literal["copy"] = "copy"
+    direction: Literal["in", "out"]
+    database: str  # host:port/name
+    username: str = ""
+    password: str = ""
+    table: str = ""
+    query: str = ""  # out: what is copied instead of a table
+    source: str = ""  # in: the stored file's URI, an expression
+    columns: tuple[str, ...] = ()
+    options: dict[str, str | bool | tuple[str, ...]] = Field(default_factory=dict)  # COPY's, by its names
+
+
 DataFormat = Literal["csv", "json", "jsonl", "ion", "xml", "avro", "parquet", "xlsx"]
 
 
@@ -357,6 +373,7 @@ Action = Annotated[
     | GitCloneAction
     | SqlAction
     | SerdesAction
+    | CopyAction
     | NotifyAction
     | RedisAction,
     Field(discriminator="kind"),

@@ -22,6 +22,7 @@ from runner.errors import ImageUnavailable, RunnerError
 from runner.model import (
     WORKSPACE,
     ContainerRun,
+    CopyAction,
     LogAction,
     Mount,
     PipeCall,
@@ -73,7 +74,7 @@ class Actions:
             return self._subflow(action)
         if isinstance(action, local_tasks.LocalAction):
             return self._local(step, action, attempt)
-        if isinstance(action, SqlAction | SerdesAction):
+        if isinstance(action, SqlAction | SerdesAction | CopyAction):
             return self._data(step, action, attempt)
         if not isinstance(action, ContainerRun):
             return self._builtin(step, action, should_stop, attempt)
@@ -117,7 +118,7 @@ class Actions:
         result = local_tasks.RUNNERS[action.kind](action, context)
         return Outcome(result.status, None, result.message, outputs=result.outputs or {})
 
-    def _data(self, step: Step, action: SqlAction | SerdesAction, attempt: int) -> Outcome:
+    def _data(self, step: Step, action: SqlAction | SerdesAction | CopyAction, attempt: int) -> Outcome:
         templates = self.run.templates
 
         def render(text: str, extra: dict[str, object]) -> str:
@@ -136,6 +137,8 @@ class Actions:
         )
         if isinstance(action, SqlAction):
             result = data_tasks.run_sql(action, context)
+        elif isinstance(action, CopyAction):
+            result = data_tasks.run_copy(action, context)
         else:
             result = serdes.run_serdes(action, context)
         return Outcome(result.status, None, result.message, outputs=result.outputs or {})

@@ -3,6 +3,8 @@ format (one value per line, as Kestra's FileSerde writes it), which the conversi
 
 from __future__ import annotations
 
+import io
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -14,7 +16,7 @@ from urllib.parse import urlsplit
 
 from runner.engine.status import StepStatus
 from runner.globs import matches
-from runner.model import SqlAction
+from runner.model import CopyAction, SqlAction
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,13 @@ def run_sql(action: SqlAction, context: DataContext) -> DataResult:
             target.write_bytes(stored if stored is not None else content.encode("utf-8"))
         sql = context.render(action.sql, names)
         database = context.render(action.database, names)
+        # credentials are often secret('…') or inputs, rendered like the rest
+        action = action.model_copy(
+            update={
+                "username": context.render(action.username, names),
+                "password": context.render(action.password, names),
+            }
+        )
         if database and not database.startswith("/") and database != ":memory:":
             database = str(Path(folder) / database)  # a database file named alone is in the working directory
         try:
@@ -153,16 +162,13 @@ def _execute(
             lite.close()
     if action.engine == "postgres":
         return _postgres(action, sql, database, engine_host)
-    raise ValueError(f"{action.engine} servers are not supported yet")
+    return _mysql(action, sql, database, engine_host)
 
 
-def _postgres(
-    action: SqlAction, sql: str, database: str, engine_host: str
-) -> tuple[list[str], list[tuple[Any, ...]], int]:
-    """`//host:port/name` of a jdbc:postgresql: URL, by pg8000. The engine's host names (localhost for a
-    remote engine, host.docker.internal) mean where its published ports are, as for the Redis tasks."""
-    import pg8000.dbapi
-
+def _server(database: str, default_port: int, engine_host: str) -> tuple[str, int, str, dict[str, str]]:
+    """(host, port, database name, query parameters) of a JDBC URL's `//host:port/name?k=v`. The engine's
+    host names (localhost for a remote engine, host.docker.internal) mean where its published ports are,
+    as for the Redis tasks."""
     parts = urlsplit(database if database.startswith("//") else "//" + database)
     host = parts.hostname or "localhost"
     if host == "host.docker.internal" or (
@@ -170,14 +176,27 @@ def _postgres(
     ):
         host = engine_host
     query = dict(item.split("=", 1) for item in parts.query.split("&") if "=" in item)
-    connection = pg8000.dbapi.connect(
+    return host, parts.port or default_port, parts.path.lstrip("/"), query
+
+
+def _postgres_connection(database: str, username: str, password: str, engine_host: str) -> Any:
+    import pg8000.dbapi
+
+    host, port, name, query = _server(database, 5432, engine_host)
+    return pg8000.dbapi.connect(
         host=host,
-        port=parts.port or 5432,
-        database=parts.path.lstrip("/") or None,
-        user=action.username or query.get("user") or "postgres",
-        password=action.password or query.get("password") or None,
+        port=port,
+        database=name or None,
+        user=username or query.get("user") or "postgres",
+        password=password or query.get("password") or None,
         timeout=30,
     )
+
+
+def _postgres(
+    action: SqlAction, sql: str, database: str, engine_host: str
+) -> tuple[list[str], list[tuple[Any, ...]], int]:
+    connection = _postgres_connection(database, action.username, action.password, engine_host)
     try:
         cursor = connection.cursor()
         cursor.execute(sql)
@@ -187,3 +206,104 @@ def _postgres(
         return columns, rows, max(cursor.rowcount, len(rows))
     finally:
         connection.close()
+
+
+def _mysql(
+    action: SqlAction, sql: str, database: str, engine_host: str
+) -> tuple[list[str], list[tuple[Any, ...]], int]:
+    """`//host:port/name` of a jdbc:mysql: or jdbc:mariadb: URL, by PyMySQL; several statements run in
+    order, and the last one's rows are the result, as Kestra's Queries gives them."""
+    import pymysql
+
+    host, port, name, query = _server(database, 3306, engine_host)
+    connection = pymysql.connect(
+        host=host,
+        port=port,
+        database=name or None,
+        user=action.username or query.get("user") or "root",
+        password=action.password or query.get("password") or "",
+        connect_timeout=30,
+        client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS,
+    )
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+            columns, rows, count = [], [], cursor.rowcount
+            while True:
+                if cursor.description:
+                    columns = [column[0] for column in cursor.description]
+                    rows = [tuple(row) for row in cursor.fetchall()]
+                    count = len(rows)
+                else:
+                    count = cursor.rowcount
+                if not cursor.nextset():
+                    break
+        connection.commit()
+        return columns, rows, max(count, len(rows))
+    finally:
+        connection.close()
+
+
+def run_copy(action: CopyAction, context: DataContext) -> DataResult:
+    """COPY ... FROM STDIN with the stored file, or COPY ... TO STDOUT into a new one."""
+    names: dict[str, Any] = {}
+    options = ", ".join(_copy_option(name, value) for name, value in action.options.items())
+    columns = f" ({', '.join(_identifier(column) for column in action.columns)})" if action.columns else ""
+    stream = io.BytesIO()
+    if action.direction == "in":
+        uri = context.render(action.source, names).strip()
+        data = context.read_stored(uri)
+        if data is None:
+            return DataResult(StepStatus.FAILED, f"{uri} names no file of this run's storage")
+        stream = io.BytesIO(data)
+        statement = f"COPY {_table(action.table)}{columns} FROM STDIN"
+    else:
+        query = context.render(action.query, names).strip().rstrip(";")
+        what = f"({query})" if query else f"{_table(action.table)}{columns}"
+        statement = f"COPY {what} TO STDOUT"
+    if options:
+        statement += f" WITH ({options})"
+    database = context.render(action.database, names)
+    try:
+        connection = _postgres_connection(
+            database,
+            context.render(action.username, names),
+            context.render(action.password, names),
+            context.engine_host,
+        )
+        try:
+            cursor = connection.cursor()
+            cursor.execute(statement, stream=stream)
+            count = cursor.rowcount
+            connection.commit()
+        finally:
+            connection.close()
+    except Exception as exc:  # the driver's own error classes: the message is what matters
+        return DataResult(StepStatus.FAILED, f"postgres COPY: {exc}")
+    context.log(f"COPY: {count} row(s) {'loaded' if action.direction == 'in' else 'exported'}")
+    if action.direction == "in":
+        return DataResult(StepStatus.SUCCESS, outputs={"rowCount": count})
+    extension = ".csv" if str(action.options.get("FORMAT", "")).upper() == "CSV" else ".txt"
+    uri = context.store_file("copy" + extension, stream.getvalue())
+    return DataResult(StepStatus.SUCCESS, outputs={"rowCount": count, "uri": uri})
+
+
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _table(name: str) -> str:
+    """A table name as written, schema-qualified or not; quoted only where it must be."""
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?", name):
+        return name
+    return _identifier(name)
+
+
+def _copy_option(name: str, value: str | bool | tuple[str, ...]) -> str:
+    if isinstance(value, bool):
+        return f"{name} {'true' if value else 'false'}"
+    if isinstance(value, tuple):
+        return f"{name} ({', '.join(_identifier(column) for column in value)})"
+    if name == "FORMAT":
+        return f"FORMAT {value.lower()}"
+    return f"{name} '" + value.replace("'", "''") + "'"

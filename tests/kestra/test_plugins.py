@@ -22,6 +22,7 @@ from runner.engine.status import StepStatus
 from runner.errors import InputError
 from runner.formats import load_pipeline
 from runner.formats.options import LoadOptions
+from runner.teardown.ledger import Ledger
 from tests.engine.helpers import run_file, statuses
 from tests.engine.memory_backend import MemoryBackend
 from tests.engine.test_semantics_memory import Run, execute
@@ -537,6 +538,58 @@ def test_a_postgresql_query_against_a_database_the_flow_starts(tmp_path: Path) -
     result, reporter = run_file(path)
     assert result.exit_code == 0, result.results
     assert reporter.output("show") == ["42 postgres"]
+    assert labelled_of(result.run_id) == []
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.mark.docker
+def test_postgresql_copy_in_and_out_with_credentials_from_secrets(tmp_path: Path) -> None:
+    """jdbc.postgresql.CopyIn loads a stored CSV file into a table (`rowCount`); CopyOut writes a query's
+    rows to a new stored file (`uri`, `rowCount`); `username` and `password` are rendered, here from
+    secret()."""
+    port = free_port()
+    secrets = {"SECRET_PG_PASSWORD": base64.b64encode(b"s3cret").decode()}
+    url = f"jdbc:postgresql://localhost:{port}/postgres"
+    login = f"    url: {url}\n    username: postgres\n    password: \"{{{{ secret('PG_PASSWORD') }}}}\"\n"
+    text = HEAD + (
+        "tasks:\n"
+        "  - id: db\n    type: io.kestra.plugin.docker.Run\n    containerImage: runner/postgres:bookworm\n"
+        "    wait: false\n    env: {POSTGRES_PASSWORD: s3cret}\n"
+        f"    portBindings: ['127.0.0.1:{port}:5432']\n"
+        "  - id: table\n    type: io.kestra.plugin.jdbc.postgresql.Query\n" + login + ""
+        "    sql: CREATE TABLE fruit (id int, name text, price numeric)\n"
+        "    retry: {type: constant, maxAttempt: 60, interval: PT1S}\n"
+        "  - id: csv\n    type: io.kestra.plugin.core.storage.Write\n"
+        '    content: "id;name;price\\n1;apple;0.5\\n2;pear;\\n3;\\"fig; dried\\";2\\n"\n'
+        "    extension: .csv\n"
+        "  - id: load\n    type: io.kestra.plugin.jdbc.postgresql.CopyIn\n" + login + ""
+        "    from: '{{ outputs.csv.uri }}'\n    table: fruit\n    format: CSV\n    header: true\n"
+        "    delimiter: ';'\n"
+        "  - id: export\n    type: io.kestra.plugin.jdbc.postgresql.CopyOut\n" + login + ""
+        "    sql: SELECT name, price FROM fruit WHERE price IS NOT NULL ORDER BY id\n"
+        "    format: CSV\n    header: true\n"
+        "  - {id: show, type: "
+        + LOG
+        + ", message: '{{ outputs.load.rowCount }} {{ outputs.export.rowCount }}'}\n"
+        "finally:\n"
+        "  - id: stop\n    type: io.kestra.plugin.docker.Stop\n"
+        "    containerId: '{{ outputs.db.taskRunner.containerId }}'\n"
+    )
+    path = tmp_path / "flow.yml"
+    path.write_text(text, encoding="utf-8")
+    result, reporter = run_file(path, LoadOptions(env=secrets))
+    assert result.exit_code == 0, [(r.step_id, r.status, r.message) for r in result.results]
+    assert reporter.output("show") == ["3 2"]
+    exported = next(r for r in result.results if r.step_id == "export").outputs["uri"]
+    storage = Ledger().directory / "storage"
+    content = (storage / str(exported).removeprefix("kestra:///")).read_text(encoding="utf-8")
+    assert content.splitlines() == ["name,price", "apple,0.5", "fig; dried,2"]
     assert labelled_of(result.run_id) == []
 
 

@@ -27,6 +27,7 @@ from runner.model import (
     AssertAction,
     Branch,
     ContainerRun,
+    CopyAction,
     ExitAction,
     FailAction,
     GitCloneAction,
@@ -616,6 +617,8 @@ class Compiler:
                 return PurgeAction()
             case t.SqlSpec():
                 return self._sql(spec, loc)
+            case t.CopySpec():
+                return self._copy(spec, loc)
             case t.SerdesSpec():
                 return self._serdes(spec, loc)
             case t.GitCloneSpec():
@@ -686,8 +689,9 @@ class Compiler:
             "STORE" if spec.store else "FETCH_ONE" if spec.fetch_one else "FETCH" if spec.fetch else "NONE"
         )
         url = spec.url or ""
-        prefix = {"postgres": "jdbc:postgresql:"}.get(engine, f"jdbc:{engine}:")
-        database = url.removeprefix(prefix) if url.startswith(prefix) else ""
+        prefixes = {"postgres": ("jdbc:postgresql:",), "mysql": ("jdbc:mysql:", "jdbc:mariadb:")}
+        prefix = next((p for p in prefixes.get(engine, (f"jdbc:{engine}:",)) if url.startswith(p)), "")
+        database = url.removeprefix(prefix) if prefix else ""
         if spec.database_file or spec.sqlite_file:
             database = spec.database_file or spec.sqlite_file or database
         files = {} if spec.input_files is None else {k: _output_text(v) for k, v in spec.input_files.items()}
@@ -700,6 +704,53 @@ class Compiler:
             fetch=fetch,
             input_files=files,
             output_files=tuple(spec.output_files or ()),
+        )
+
+    def _copy(self, spec: t.CopySpec, loc: Loc) -> CopyAction:
+        direction = t.COPY_TYPES[spec.type]
+        if not spec.url.startswith("jdbc:postgresql:"):
+            raise self.document.error(
+                (*loc, "url"),
+                "a PostgreSQL COPY needs a jdbc:postgresql: URL",
+                "write jdbc:postgresql://host:port/db",
+            )
+        if direction == "in" and (spec.from_ is None or not spec.table):
+            raise self.document.error(
+                loc, "CopyIn needs `from` and `table`", "add the file's URI and the table"
+            )
+        if direction == "out" and not (spec.table or spec.sql):
+            raise self.document.error(loc, "CopyOut needs `table` or `sql`", "add what is copied out")
+        if spec.ssl or spec.ssl_mode:
+            self.note((*loc, "ssl"), "the connection does not use TLS here: ssl settings are not used")
+        options: dict[str, str | bool | tuple[str, ...]] = {"FORMAT": spec.format}
+        for name, value in (
+            ("HEADER", spec.header),
+            ("DELIMITER", spec.delimiter),
+            ("QUOTE", spec.quote),
+            ("ESCAPE", spec.escape),
+            ("NULL", spec.null_string),
+            ("ENCODING", spec.encoding),
+            ("FREEZE", spec.freeze),
+        ):
+            if value is not None:
+                options[name] = value
+        for name, columns in (
+            ("FORCE_NOT_NULL", spec.force_not_null),
+            ("FORCE_NULL", spec.force_null),
+            ("FORCE_QUOTE", spec.force_quote),
+        ):
+            if columns:
+                options[name] = tuple(columns)
+        return CopyAction(
+            direction=direction,
+            database=spec.url.removeprefix("jdbc:postgresql:"),
+            username=spec.username or "",
+            password=spec.password or "",
+            table=spec.table or "",
+            query=spec.sql or "",
+            source=spec.from_ or "",
+            columns=tuple(spec.columns),
+            options=options,
         )
 
     def _serdes(self, spec: t.SerdesSpec, loc: Loc) -> SerdesAction:

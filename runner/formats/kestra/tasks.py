@@ -66,6 +66,14 @@ SQL_TYPES: dict[str, SqlEngine] = {
     "io.kestra.plugin.jdbc.sqlite.Queries": "sqlite",
     "io.kestra.plugin.jdbc.postgresql.Query": "postgres",
     "io.kestra.plugin.jdbc.postgresql.Queries": "postgres",
+    "io.kestra.plugin.jdbc.mysql.Query": "mysql",
+    "io.kestra.plugin.jdbc.mysql.Queries": "mysql",
+    "io.kestra.plugin.jdbc.mariadb.Query": "mysql",
+    "io.kestra.plugin.jdbc.mariadb.Queries": "mysql",
+}
+COPY_TYPES: dict[str, Literal["in", "out"]] = {
+    "io.kestra.plugin.jdbc.postgresql.CopyIn": "in",
+    "io.kestra.plugin.jdbc.postgresql.CopyOut": "out",
 }
 # type -> (what it reads, what it writes)
 SERDES_TYPES: dict[str, tuple[DataFormat, DataFormat]] = {
@@ -481,6 +489,34 @@ class SqlSpec(TaskSpec):
     transaction: bool | None = None
 
 
+class CopySpec(TaskSpec):
+    url: str
+    username: str | None = None
+    password: str | None = None
+    table: str | None = None
+    sql: str | None = None  # CopyOut
+    from_: str | None = Field(default=None, alias="from")  # CopyIn
+    format: Literal["TEXT", "CSV", "BINARY"] = "TEXT"
+    header: bool | None = None
+    delimiter: str | None = None
+    quote: str | None = None
+    escape: str | None = None
+    null_string: str | None = Field(default=None, alias="nullString")
+    encoding: str | None = None
+    columns: list[str] = Field(default_factory=list)
+    force_not_null: list[str] | None = Field(default=None, alias="forceNotNull")
+    force_null: list[str] | None = Field(default=None, alias="forceNull")
+    force_quote: list[str] | None = Field(default=None, alias="forceQuote")
+    freeze: bool | None = None
+    oids: bool | None = None
+    ssl: bool | None = None
+    ssl_mode: str | None = Field(default=None, alias="sslMode")
+    ssl_root_cert: str | None = Field(default=None, alias="sslRootCert")
+    ssl_cert: str | None = Field(default=None, alias="sslCert")
+    ssl_key: str | None = Field(default=None, alias="sslKey")
+    ssl_key_password: str | None = Field(default=None, alias="sslKeyPassword")
+
+
 class XmlParserSpec(Spec):
     force_list: list[str] = Field(default_factory=list, alias="forceList")
 
@@ -643,6 +679,7 @@ SPECS: dict[str, type[TaskSpec]] = {
     STORAGE_WRITE: WriteSpec,
     GIT_CLONE: GitCloneSpec,
     **dict.fromkeys(SQL_TYPES, SqlSpec),
+    **dict.fromkeys(COPY_TYPES, CopySpec),
     **dict.fromkeys(SERDES_TYPES, SerdesSpec),
     SUBFLOW: SubflowSpec,
     WORKING_DIRECTORY: WorkingDirectorySpec,
