@@ -334,8 +334,11 @@ class SubflowAction(Frozen):
     state and outputs become this step's."""
 
     kind: Literal["subflow"] = "subflow"
-    path: str  # the file, found when the pipeline was loaded
+    path: str  # the file, found when the pipeline was loaded; "" when its name is known only at run time
     label: str  # how the file names it, e.g. "company.team/child"
+    namespace: str = ""  # the name, expressions rendered at run time, when `path` is ""
+    flow_id: str = ""
+    search: tuple[str, ...] = ()  # the folders where a flow named at run time is looked for
     inputs: dict[str, str] = Field(default_factory=dict)
     transmit_failed: bool = True  # a failed child fails the step
 

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -20,9 +19,10 @@ from runner.engine.selection import only, select_steps, triggered, without_final
 from runner.engine.status import RunResult
 from runner.errors import InputError
 from runner.formats import find_default, load_pipeline
+from runner.formats.kestra.compile import find_flow
 from runner.formats.options import LoadOptions
 from runner.formats.options import Prompt as VariablePrompt
-from runner.model import Pipeline, Step
+from runner.model import Pipeline, Step, SubflowAction
 from runner.render import ConsoleReporter, load_warning
 from runner.teardown.ledger import Ledger, RunRecord
 
@@ -206,11 +206,18 @@ def run(console: Console, request: RunRequest) -> int:
     backend.ping()
     reporter = ConsoleReporter(console, quiet=request.quiet, verbose=request.verbose)
 
-    def run_subflow(child_path: str, inputs: Mapping[str, str], interrupts: Interrupts) -> RunResult:
+    def run_subflow(action: SubflowAction, interrupts: Interrupts) -> RunResult:
         """A subflow: its file loaded with the rendered inputs, run as a run of its own on the same engine
-        (its own guard and sweep), with the same options, subflows included."""
+        (its own guard and sweep), with the same options, subflows included. A flow named by an
+        expression is looked for now, where the loader would have looked."""
+        child_path = action.path
+        if not child_path:
+            found = find_flow(tuple(Path(d) for d in action.search), action.namespace, action.flow_id)
+            if found is None:
+                raise LookupError(f"no flow with this namespace and id in {', '.join(action.search)}")
+            child_path = str(found)
         load_options = LoadOptions(
-            variables=dict(inputs),
+            variables=dict(action.inputs),
             env={**os.environ, **env, **secrets},
             build_number=plan.build_number,
             flow_dirs=tuple(request.flow_dirs),

@@ -173,7 +173,10 @@ class Actions:
             return Outcome(
                 StepStatus.FAILED, None, f"subflow {action.label}: this run cannot start other runs"
             )
-        child = runner(action.path, action.inputs, ChildInterrupts(self.run.interrupts))
+        try:
+            child = runner(action, ChildInterrupts(self.run.interrupts))
+        except LookupError as exc:
+            return Outcome(StepStatus.FAILED, None, f"subflow {action.namespace}.{action.flow_id}: {exc}")
         state = child.status.upper()
         outputs: dict[str, object] = {"executionId": child.run_id, "state": state, "outputs": child.outputs}
         if child.failed and action.transmit_failed:

@@ -22,7 +22,7 @@ from runner.engine.storage import RunStorage
 from runner.engine.templating import RunTemplates
 from runner.engine.variables import SHARED_FILE, SharedVariables
 from runner.engine.workspace import SourceTree
-from runner.model import ContainerRun, Group, Mount, Node, Pipeline, Step
+from runner.model import ContainerRun, Group, Mount, Node, Pipeline, Step, SubflowAction
 from runner.teardown.ledger import Ledger
 from runner.teardown.manager import TeardownManager
 
@@ -30,8 +30,9 @@ STATUS_VARIABLE = "RUNNER_PIPELINE_STATUS"
 FAILED_STEPS_VARIABLE = "RUNNER_FAILED_STEPS"
 
 ConfirmManual = Callable[[Step], bool]
-# runs the pipeline file at a path with these inputs, as a run of its own, and returns how it ended
-SubflowRunner = Callable[[str, Mapping[str, str], Interrupts], "RunResult"]
+# runs a subflow step's pipeline (its rendered action) as a run of its own, and returns how it ended;
+# LookupError when no pipeline answers to the name the step gives at run time
+SubflowRunner = Callable[[SubflowAction, Interrupts], "RunResult"]
 StopCheck = Callable[[], bool]
 
 

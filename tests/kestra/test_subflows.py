@@ -73,3 +73,33 @@ def test_a_subflow_nobody_can_find_is_refused_before_anything_runs(tmp_path: Pat
     assert completed.code == 2
     assert f"{tmp_path / 'parent.yml'}:7:13:" in completed.err
     assert "no flow company.team.child in" in completed.err and "--flows DIR" in completed.err
+
+
+@pytest.mark.docker
+def test_a_subflow_named_by_an_expression_is_found_when_it_runs(tmp_path: Path, cli: Cli) -> None:
+    """A flowId written as an expression (a ForEach value, an input) names the child only at run time:
+    the file is looked for then, where a named one would have been, and a name nothing answers to fails
+    that step alone."""
+    parent = """id: dispatch
+namespace: company.team
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: ["child", "ghost"]
+    tasks:
+      - id: call
+        type: io.kestra.plugin.core.flow.Subflow
+        namespace: "{{ flow.namespace }}"
+        flowId: "{{ taskrun.value }}"
+        inputs: {who: "{{ taskrun.value }}"}
+        allowFailure: true
+"""
+    (tmp_path / "dispatch.yml").write_text(parent, encoding="utf-8")
+    (tmp_path / "child.yml").write_text(CHILD, encoding="utf-8")
+    validated = cli("validate", str(tmp_path / "dispatch.yml"))
+    assert validated.code == 0, validated.err
+    completed = cli("run", str(tmp_path / "dispatch.yml"))
+    assert completed.code == 0, completed.out  # allowFailure: the failed call is a warning
+    assert "hello child" in completed.out
+    assert completed.out.count("child finally ran") == 1
+    assert "subflow company.team.ghost: no flow with this namespace and id in" in completed.out

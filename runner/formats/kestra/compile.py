@@ -834,6 +834,21 @@ class Compiler:
                     key=True,
                 )
         dirs = (*self.options.flow_dirs, self.path.parent)
+        inputs = {
+            key: value if isinstance(value, str) else _output_text(value)
+            for key, value in spec.inputs.items()
+        }
+        if "{{" in spec.namespace or "{{" in spec.flow_id or "{%" in spec.namespace + spec.flow_id:
+            # named by an expression (an input, a loop value): found when the step runs
+            return SubflowAction(
+                path="",
+                label=label,
+                namespace=spec.namespace,
+                flow_id=spec.flow_id,
+                search=tuple(str(directory) for directory in dirs),
+                inputs=inputs,
+                transmit_failed=spec.transmit_failed,
+            )
         found = find_flow(dirs, spec.namespace, spec.flow_id)
         if found is None:
             raise self.document.error(
@@ -843,12 +858,13 @@ class Compiler:
             )
         if found.resolve() == self.path.resolve():
             raise self.document.error((*loc, "flowId"), f"the flow {label} starts itself", None)
-        inputs = {
-            key: value if isinstance(value, str) else _output_text(value)
-            for key, value in spec.inputs.items()
-        }
         return SubflowAction(
-            path=str(found), label=label, inputs=inputs, transmit_failed=spec.transmit_failed
+            path=str(found),
+            label=label,
+            namespace=spec.namespace,
+            flow_id=spec.flow_id,
+            inputs=inputs,
+            transmit_failed=spec.transmit_failed,
         )
 
     def _docker_run(self, spec: t.DockerRunSpec, loc: Loc) -> ContainerRun:
