@@ -343,6 +343,16 @@ class SubflowAction(Frozen):
     transmit_failed: bool = True  # a failed child fails the step
 
 
+class TemplatedAction(Frozen):
+    """A task whose definition is itself a template (Kestra's TemplatedTask): rendered when the step runs,
+    then compiled by its format's registered compiler and run as that task."""
+
+    kind: Literal["templated"] = "templated"
+    spec: str  # the task's text, an expression
+    format: str  # the name its compiler is registered under in TASK_COMPILERS
+    origin: str  # the file it was written in, for messages and relative paths
+
+
 class RedisAction(Frozen):
     """A Redis string command run by the runner itself, not in a container."""
 
@@ -368,6 +378,7 @@ Action = Annotated[
     | ValuesAction
     | ExitAction
     | SubflowAction
+    | TemplatedAction
     | HttpAction
     | KeyValueAction
     | LabelsAction
@@ -524,3 +535,10 @@ class Pipeline(Frozen):
 
 Branch.model_rebuild()
 Group.model_rebuild()
+
+
+# A task compiled from its text when its step runs (TemplatedAction): (text, origin file) -> the step.
+# Every format that has such tasks registers its compiler by name when it is imported; a malformed text
+# raises runner.errors.InputError.
+TaskCompiler = Callable[[str, str], Step]
+TASK_COMPILERS: dict[str, TaskCompiler] = {}

@@ -18,8 +18,9 @@ from runner.engine.frames import WORKING_DIR
 from runner.engine.interrupts import ChildInterrupts
 from runner.engine.status import Block, StepStatus
 from runner.engine.variables import expand, parse, read_file
-from runner.errors import ImageUnavailable, RunnerError
+from runner.errors import ImageUnavailable, InputError, RunnerError
 from runner.model import (
+    TASK_COMPILERS,
     WORKSPACE,
     ContainerRun,
     CopyAction,
@@ -31,6 +32,7 @@ from runner.model import (
     Step,
     StopAction,
     SubflowAction,
+    TemplatedAction,
 )
 from runner.teardown.labels import PREFIX
 
@@ -72,6 +74,8 @@ class Actions:
             return self._stop(action)
         if isinstance(action, SubflowAction):
             return self._subflow(action)
+        if isinstance(action, TemplatedAction):
+            return self._templated(step, action, block, should_stop, attempt)
         if isinstance(action, local_tasks.LocalAction):
             return self._local(step, action, attempt)
         if isinstance(action, SqlAction | SerdesAction | CopyAction):
@@ -91,6 +95,21 @@ class Actions:
         finally:
             if not action.detach:
                 self.remove_later(step.id)
+
+    def _templated(
+        self, step: Step, action: TemplatedAction, block: Block, should_stop: StopCheck, attempt: int
+    ) -> Outcome:
+        """The task the rendered spec describes, run in this step's place: its outputs are the step's."""
+        templates = self.run.templates
+        text = templates.render(action.spec, templates.names(step, attempt)) if templates else action.spec
+        try:
+            compiled = TASK_COMPILERS[action.format](text, action.origin)
+        except InputError as exc:
+            self._log(step, str(exc))
+            return Outcome(StepStatus.FAILED, None, f"the rendered task is not valid: {exc.message}")
+        self._log(step, f"runs {compiled.type_name or 'the rendered task'} {compiled.id}")
+        update = {"action": compiled.action, "output_aliases": compiled.output_aliases}
+        return self.act(step.model_copy(update=update), block, should_stop, attempt)
 
     def _local(self, step: Step, action: local_tasks.LocalAction, attempt: int) -> Outcome:
         """A task the runner does itself (HTTP, the key-value store, labels, stored files, notifications)."""

@@ -613,3 +613,28 @@ def test_a_notification_made_of_its_texts_shows_them_without_a_warning(
     run = execute(pipeline, backend, ledger)  # type: ignore[arg-type]
     assert run.get("alert").status is S.SUCCESS
     assert run.reporter.output("alert")[1:] == ["  messageText: failed: disk full"]
+
+
+def test_a_templated_task_runs_the_task_its_rendered_spec_describes(
+    tmp_path: Path, backend: MemoryBackend, ledger: object
+) -> None:
+    """templating.TemplatedTask: `spec` is rendered when the task runs (here with an input and an
+    earlier output), then runs as the task it describes, whose outputs are the TemplatedTask's. A spec
+    that renders into a task that is not valid fails that task with the problem."""
+    tasks = (
+        "  - {id: first, type: io.kestra.plugin.core.debug.Return, format: 'Return'}\n"
+        "  - id: templated\n    type: io.kestra.plugin.core.templating.TemplatedTask\n"
+        "    spec: |\n"
+        "      id: inner\n"
+        "      type: io.kestra.plugin.core.{{ 'debug' }}.{{ outputs.first.value }}\n"
+        "      format: '{{ inputs.who }} via {{ outputs.first.value }}'\n"
+        "  - {id: show, type: " + LOG + ", message: '{{ outputs.templated.value }}'}\n"
+        "  - id: broken\n    type: io.kestra.plugin.core.templating.TemplatedTask\n"
+        "    spec: |\n      id: inner2\n      type: io.kestra.plugin.core.log.Log\n      mesage: hi\n"
+    )
+    top = "inputs:\n  - {id: who, type: STRING, defaults: kestra}\n"
+    run = run_flow(flow(tmp_path, tasks, top), backend, ledger)
+    assert run.reporter.output("show") == ["kestra via Return"]
+    assert run.get("templated").outputs["value"] == "kestra via Return"
+    assert run.get("broken").status is S.FAILED
+    assert "the rendered task is not valid" in run.get("broken").message

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runner.formats.kestra.compile import Compiler
+from runner.formats.kestra.compile import Compiler, compile_task
 from runner.formats.options import LoadOptions
 from runner.formats.source import Document
-from runner.model import Pipeline
+from runner.model import TASK_COMPILERS, Pipeline
+
+TASK_COMPILERS["kestra"] = compile_task
 
 
 def load(document: Document, path: Path, options: LoadOptions) -> Pipeline:

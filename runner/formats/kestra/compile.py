@@ -21,7 +21,7 @@ from runner.formats.kestra.inputs import resolve_inputs
 from runner.formats.options import LoadOptions
 from runner.formats.ports import parse_port
 from runner.formats.schema import Spec, validate
-from runner.formats.source import Document, Loc
+from runner.formats.source import Document, Loc, load_text
 from runner.globs import matches
 from runner.model import (
     AssertAction,
@@ -54,6 +54,7 @@ from runner.model import (
     Step,
     StopAction,
     SubflowAction,
+    TemplatedAction,
     Templating,
     ValuesAction,
     WriteAction,
@@ -635,6 +636,9 @@ class Compiler:
                     username=spec.username or "",
                     password=spec.password or "",
                 )
+            case t.TemplatedSpec():
+                # rendered and compiled when it runs, by compile_task below
+                return TemplatedAction(spec=spec.spec, format="kestra", origin=str(self.path))
             case t.WriteSpec():
                 return WriteAction(content=_output_text(spec.content), extension=spec.extension)
             case t.NotificationSpec():
@@ -1078,6 +1082,23 @@ def server_secrets(env: Mapping[str, str]) -> dict[str, str]:
             except (ValueError, UnicodeDecodeError):
                 continue
     return found
+
+
+def compile_task(text: str, origin: str) -> Step:
+    """A TemplatedTask's rendered spec as the step it describes, checked as any task of a flow is: one
+    runnable task, whose problems name the rendered text's lines."""
+    document = load_text(text, f"{origin} (TemplatedTask spec, rendered)")
+    # strict: nobody would see a warning here, and Kestra refuses a property it does not know
+    compiler = Compiler(document, Path(origin), LoadOptions(strict=True))
+    node = compiler._task(document.data, ())
+    compiler._refuse_unsupported()
+    if not isinstance(node, Step):
+        raise document.error(
+            (),
+            "a TemplatedTask renders one runnable task",
+            "a flowable task (If, ForEach…) cannot be templated",
+        )
+    return node
 
 
 def find_flow(dirs: tuple[Path, ...], namespace: str, flow_id: str) -> Path | None:

@@ -56,6 +56,7 @@ NOTIFICATIONS = (
     "io.kestra.plugin.sentry.",
 )
 STORAGE_WRITE = "io.kestra.plugin.core.storage.Write"
+TEMPLATED = "io.kestra.plugin.core.templating.TemplatedTask"
 GIT_CLONE = "io.kestra.plugin.git.Clone"
 SqlEngine = Literal["duckdb", "sqlite", "postgres", "mysql"]
 DataFormat = Literal["csv", "json", "jsonl", "ion", "xml", "avro", "parquet", "xlsx"]
@@ -555,6 +556,10 @@ class SerdesSpec(TaskSpec):
     dictionary_page_size: int | None = Field(default=None, alias="dictionaryPageSize")
 
 
+class TemplatedSpec(TaskSpec):
+    spec: str
+
+
 class WriteSpec(TaskSpec):
     content: Any
     extension: str = ".ion"
@@ -677,6 +682,7 @@ SPECS: dict[str, type[TaskSpec]] = {
     KV_GET_KEYS: KeyValueSpec,
     PURGE_FILES: PurgeFilesSpec,
     STORAGE_WRITE: WriteSpec,
+    TEMPLATED: TemplatedSpec,
     GIT_CLONE: GitCloneSpec,
     **dict.fromkeys(SQL_TYPES, SqlSpec),
     **dict.fromkeys(COPY_TYPES, CopySpec),
