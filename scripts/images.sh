@@ -7,6 +7,7 @@
 #   runner/busybox:latest   images/busybox/build.sh  (busybox-static + docker import)
 #   runner/redis:bookworm   images/redis/Dockerfile  (FROM runner/base:bookworm)
 #   runner/postgres:bookworm images/postgres/Dockerfile (FROM runner/base:bookworm)
+#   runner/mariadb:bookworm  images/mariadb/Dockerfile  (FROM runner/base:bookworm)
 #   runner/reaper:latest    runner/teardown/image/Dockerfile, built by `python -m runner.teardown.provision`
 #
 # runner/reaper:latest is also rebuilt when ryuk.py or its Dockerfile changed: the image carries their
@@ -51,6 +52,8 @@ ensure runner/redis:bookworm \
     env DOCKER_BUILDKIT=0 docker build --force-rm -t runner/redis:bookworm "${top}/images/redis"
 ensure runner/postgres:bookworm \
     env DOCKER_BUILDKIT=0 docker build --force-rm -t runner/postgres:bookworm "${top}/images/postgres"
+ensure runner/mariadb:bookworm \
+    env DOCKER_BUILDKIT=0 docker build --force-rm -t runner/mariadb:bookworm "${top}/images/mariadb"
 
 # The reaper is built by the runner itself, as on any engine that lacks it: from the files inside the
 # Python package (runner/teardown/image/), rebuilt when they or ryuk.py changed.

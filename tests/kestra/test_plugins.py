@@ -593,6 +593,44 @@ def test_postgresql_copy_in_and_out_with_credentials_from_secrets(tmp_path: Path
     assert labelled_of(result.run_id) == []
 
 
+@pytest.mark.docker
+def test_mysql_queries_against_a_mariadb_server_the_flow_starts(tmp_path: Path) -> None:
+    """jdbc.mysql.Queries and jdbc.mariadb.Query (Kestra's JDBC plugins): several statements run in order
+    and the last one's rows are the result; fetchType FETCH_ONE gives `row`, STORE an Ion file."""
+    port = free_port()
+    login = f"    url: jdbc:mysql://localhost:{port}/shop\n    username: app\n    password: pw\n"
+    text = HEAD + (
+        "tasks:\n"
+        "  - id: db\n    type: io.kestra.plugin.docker.Run\n    containerImage: runner/mariadb:bookworm\n"
+        "    wait: false\n"
+        "    env: {MARIADB_ROOT_PASSWORD: root, MARIADB_DATABASE: shop,"
+        " MARIADB_USER: app, MARIADB_PASSWORD: pw}\n"
+        f"    portBindings: ['127.0.0.1:{port}:3306']\n"
+        "  - id: fill\n    type: io.kestra.plugin.jdbc.mysql.Queries\n" + login + ""
+        "    sql: |\n"
+        "      CREATE TABLE fruit (id INT, name VARCHAR(20), price DECIMAL(5,2));\n"
+        "      INSERT INTO fruit VALUES (1, 'apple', 0.50), (2, 'pear', NULL);\n"
+        "      SELECT name FROM fruit ORDER BY id;\n"
+        "    fetchType: FETCH\n"
+        "    retry: {type: constant, maxAttempt: 60, interval: PT1S}\n"
+        "  - id: one\n    type: io.kestra.plugin.jdbc.mariadb.Query\n"
+        + login.replace("jdbc:mysql:", "jdbc:mariadb:")
+        + "    sql: SELECT count(*) AS n, sum(price) AS total FROM fruit\n    fetchType: FETCH_ONE\n"
+        "  - {id: show, type: " + LOG + ","
+        ' message: "{{ outputs.fill.rows | length }} {{ outputs.fill.rows[1].name }}'
+        ' {{ outputs.one.row.n }} {{ outputs.one.row.total }}"}\n'
+        "finally:\n"
+        "  - id: stop\n    type: io.kestra.plugin.docker.Stop\n"
+        "    containerId: '{{ outputs.db.taskRunner.containerId }}'\n"
+    )
+    path = tmp_path / "flow.yml"
+    path.write_text(text, encoding="utf-8")
+    result, reporter = run_file(path)
+    assert result.exit_code == 0, [(r.step_id, r.status, r.message) for r in result.results]
+    assert reporter.output("show") == ["2 pear 2 0.5"]
+    assert labelled_of(result.run_id) == []
+
+
 def test_a_notification_made_of_its_texts_shows_them_without_a_warning(
     tmp_path: Path, backend: MemoryBackend, ledger: object
 ) -> None:
