@@ -202,6 +202,14 @@ def run(
             "--namespace-files", help="The folder of Kestra namespace files (default: the flow's folder)."
         ),
     ] = None,
+    allow_host_process: Annotated[
+        bool,
+        typer.Option(
+            "--allow-host-process",
+            help="Run the tasks of Kestra's Process task runner as processes of this machine, not in a "
+            "container of their image.",
+        ),
+    ] = False,
     resume: Annotated[
         str | None,
         typer.Option(
@@ -259,6 +267,7 @@ def run(
         trigger=trigger or [],
         send_notifications=send_notifications,
         namespace_files=namespace_files,
+        allow_host_process=allow_host_process,
         resume=resume,
         rerun_failed=rerun_failed,
     )

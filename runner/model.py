@@ -142,6 +142,8 @@ class ContainerRun(Frozen):
     network_mode: str | None = None  # host, none, bridge: instead of the run's network
     pull: Literal["missing", "always", "never"] = "missing"
     output_markers: bool = False  # lines `::{"outputs":{...}}::` set the step's `vars` output
+    warn_on_stderr: bool = False  # a run that wrote to its standard error ends WARNING, not SUCCESS
+    on_host: bool = False  # the script runs as a process of this machine, as the user allowed
     shared_outputs: SharedOutputs | None = None
     input_files: dict[str, str] = Field(default_factory=dict)  # name -> content, or a stored file's URI
     output_files: tuple[str, ...] = ()  # globs under `workdir`: stored after the run, named by URI

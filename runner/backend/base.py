@@ -152,6 +152,10 @@ class Backend(Protocol):
         """The last `count` lines a container wrote, read at once (not streamed)."""
         ...
 
+    def error_lines(self, container_id: str, count: int) -> list[str]:
+        """The last `count` lines a container wrote to its standard error alone."""
+        ...
+
     def state(self, container_id: str) -> ContainerState: ...
 
     def published_ports(self, container_id: str) -> dict[int, tuple[str, int]]:

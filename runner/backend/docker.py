@@ -378,6 +378,12 @@ class DockerBackend:
         output = self._call(lambda: self.api.logs(container_id, stream=False, follow=False, tail=count))
         return bytes(output).decode("utf-8", errors="replace").splitlines()
 
+    def error_lines(self, container_id: str, count: int) -> list[str]:
+        output = self._call(
+            lambda: self.api.logs(container_id, stdout=False, stderr=True, stream=False, tail=count)
+        )
+        return bytes(output).decode("utf-8", errors="replace").splitlines()
+
     def wait(self, container_id: str) -> int:
         result = self._call(lambda: self.api.wait(container_id, timeout=None))
         return int(result.get("StatusCode", -1))

@@ -54,6 +54,7 @@ class RunRequest:
     trigger: list[str] = field(default_factory=list)  # KEY=VALUE: what a Kestra trigger would set
     namespace_files: Path | None = None
     send_notifications: bool = False
+    allow_host_process: bool = False  # Kestra's Process task runner runs on this machine, not in a container
     resume: str | None = None  # "" : the newest paused run of the file
     rerun_failed: str | None = None  # "" : the newest failed run of the file
 
@@ -107,6 +108,7 @@ def _load(
         skip_unsupported=request.skip_unsupported,
         trigger=parse_pairs(request.trigger, "--trigger"),
         namespace_files=request.namespace_files,
+        allow_host_process=request.allow_host_process,
     )
     pipeline = load_pipeline(path, request.format_name, options)
     for warning in pipeline.warnings:
@@ -222,6 +224,7 @@ def run(console: Console, request: RunRequest) -> int:
             build_number=plan.build_number,
             flow_dirs=tuple(request.flow_dirs),
             skip_unsupported=request.skip_unsupported,
+            allow_host_process=request.allow_host_process,
         )
         child = load_pipeline(Path(child_path), "kestra", load_options)
         child_options = replace(options, carried={}, parent="", selection={}, build_number=plan.build_number)

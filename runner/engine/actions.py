@@ -4,21 +4,28 @@ another step's container; and the volumes and files a container needs."""
 from __future__ import annotations
 
 import hashlib
+import io
+import shutil
+import tarfile
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from pathlib import Path
 
 from runner.backend.base import TOOL_IMAGE, ContainerSpec
 from runner.engine import data_tasks, local_tasks, serdes
 from runner.engine.artifacts import bundles
 from runner.engine.builtin import BuiltinAction, BuiltinContext, run_builtin
-from runner.engine.container_step import Outcome, StepContext, run_container, start_sidecars
+from runner.engine.container_step import Outcome, StepContext, output_marker, run_container, start_sidecars
 from runner.engine.context import RunContext, StopCheck
 from runner.engine.frames import WORKING_DIR
+from runner.engine.host_process import HostRun, run_on_host
 from runner.engine.interrupts import ChildInterrupts
 from runner.engine.status import Block, StepStatus
 from runner.engine.variables import expand, parse, read_file
 from runner.errors import ImageUnavailable, InputError, RunnerError
+from runner.globs import matches
 from runner.model import (
     TASK_COMPILERS,
     WORKSPACE,
@@ -39,6 +46,7 @@ from runner.teardown.labels import PREFIX
 ENGINE_SOCKET_TARGET = "/var/run/docker.sock"  # where a step that drives the engine finds its socket
 CACHE_LABEL = PREFIX + "cache"
 STOP_GRACE = 10
+WROTE_TO_STDERR = "it wrote to its standard error (warningOnStdErr)"
 
 
 def script_segments(
@@ -67,8 +75,12 @@ class Actions:
 
     def act(self, step: Step, block: Block, should_stop: StopCheck, attempt: int = 1) -> Outcome:
         action = step.action
+        if isinstance(action, ContainerRun) and action.on_host:
+            return self._on_host(step, action, block, should_stop, attempt)
         if self.run.templates is not None:
             names = self.run.templates.names(step, attempt)
+            if isinstance(action, ContainerRun) and action.workdir:
+                names.setdefault("workingDir", action.workdir)  # a script's own working directory
             action = self.run.templates.render_fields(action, names)
         if isinstance(action, StopAction):
             return self._stop(action)
@@ -280,9 +292,66 @@ class Actions:
                 self.run.reporter.notice(
                     f"{step.name}: could not keep its output files: {exc.message}", warning=True
                 )
+        if (
+            action.warn_on_stderr
+            and outcome.status is StepStatus.SUCCESS
+            and outcome.container_id
+            and self.run.backend.error_lines(outcome.container_id, 1)
+        ):
+            outcome = replace(outcome, status=StepStatus.WARNING, message=WROTE_TO_STDERR)
         if action.detach and outcome.status is not StepStatus.SUCCESS:
             self.remove_later(step.id)
         return outcome
+
+    def _on_host(
+        self, step: Step, action: ContainerRun, block: Block, should_stop: StopCheck, attempt: int
+    ) -> Outcome:
+        """The script as a process of this machine, in a working directory of its own that holds its input
+        files and is removed after its output files are kept."""
+        folder = Path(tempfile.mkdtemp(prefix=f"runner-{step.id}-"))
+        try:
+            templates = self.run.templates
+            if templates is not None:
+                names = {**templates.names(step, attempt), "workingDir": str(folder)}
+                rendered = templates.render_fields(action, names)
+                assert isinstance(rendered, ContainerRun)
+                action = rendered
+            env = {
+                key: str(folder) if value == action.workdir else value
+                for key, value in {**action.env, **self.run.env(block, action)}.items()
+            }
+            if action.input_files:
+                archive = self.run.storage.archive(action.input_files, "work")
+                with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+                    for member in tar.getmembers():
+                        member.name = member.name.removeprefix("work").lstrip("/") or "."
+                    tar.extractall(folder, filter="data")
+            self._log(step, f"runs on this machine, in {folder} (--allow-host-process)")
+            result = run_on_host(
+                action,
+                HostRun(
+                    folder=folder,
+                    env=env,
+                    log=lambda line: self._log(step, line),
+                    should_stop=should_stop,
+                    timeout=self.run.timeout(step, block),
+                    read_marker=output_marker if action.output_markers else lambda line: None,
+                ),
+            )
+            outputs: dict[str, object] = {"vars": result.vars}
+            if action.output_files:
+                outputs["outputFiles"] = {
+                    relative: self.run.storage.store(step.id, relative, path.read_bytes())
+                    for path in sorted(folder.rglob("*"))
+                    if path.is_file()
+                    and matches(relative := path.relative_to(folder).as_posix(), action.output_files)
+                }
+            status, message = result.status, result.message
+            if action.warn_on_stderr and status is StepStatus.SUCCESS and result.stderr_lines:
+                status, message = StepStatus.WARNING, WROTE_TO_STDERR
+            return Outcome(status, result.exit_code, message, outputs=outputs)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _run_segments(
         self, step: Step, action: ContainerRun, image: str, context: StepContext, timeout: float | None

@@ -106,6 +106,20 @@ def container_spec(
     )
 
 
+def output_marker(line: str) -> dict[str, object] | None:
+    """The outputs a line `::{"outputs": {...}}::` sets (Kestra's protocol), None for any other line; a
+    marker line with no outputs (metrics only) sets none, and is not shown either."""
+    match = OUTPUT_MARKER.match(line.strip())
+    if not match:
+        return None
+    try:
+        document = json.loads(match.group(1))
+    except ValueError:
+        return None
+    outputs = document.get("outputs") if isinstance(document, dict) else None
+    return dict(outputs) if isinstance(outputs, dict) else {}
+
+
 class LogPump(threading.Thread):
     """Streams a container's output line by line to the reporter and the step's log file."""
 
@@ -124,16 +138,10 @@ class LogPump(threading.Thread):
 
     def _output_marker(self, line: str) -> bool:
         """A line `::{"outputs": {...}}::` sets outputs instead of being shown."""
-        match = OUTPUT_MARKER.match(line.strip())
-        if not match:
+        outputs = output_marker(line)
+        if outputs is None:
             return False
-        try:
-            document = json.loads(match.group(1))
-        except ValueError:
-            return False
-        outputs = document.get("outputs") if isinstance(document, dict) else None
-        if isinstance(outputs, dict):
-            self.vars.update(outputs)
+        self.vars.update(outputs)
         return True
 
     def run(self) -> None:

@@ -23,6 +23,7 @@ class LoadOptions:
     check_only: bool = False  # the pipeline is checked, not run: values nobody gave are not required
     flow_dirs: tuple[Path, ...] = ()  # where subflows are looked for, besides the file's own folder
     skip_unsupported: bool = False  # tasks this tool cannot run are skipped, not refused
+    allow_host_process: bool = False  # Kestra's Process task runner runs on this machine
     trigger: Mapping[str, str] = field(default_factory=dict)  # what a Kestra trigger would have set
     namespace_files: Path | None = (
         None  # where Kestra's read() finds namespace files (default: the flow's folder)

@@ -712,6 +712,12 @@ class MemoryBackend:
         lines = output.decode("utf-8", errors="replace").splitlines()
         return lines[-count:] if count > 0 else []
 
+    def error_lines(self, container_id: str, count: int) -> list[str]:
+        """The memory engine's scripts write only to standard output."""
+        with self.condition:
+            self._container(container_id)
+        return []
+
     def state(self, container_id: str) -> ContainerState:
         with self.condition:
             container = self._container(container_id)

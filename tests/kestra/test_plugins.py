@@ -676,3 +676,74 @@ def test_a_templated_task_runs_the_task_its_rendered_spec_describes(
     assert run.get("templated").outputs["value"] == "kestra via Return"
     assert run.get("broken").status is S.FAILED
     assert "the rendered task is not valid" in run.get("broken").message
+
+
+def test_the_process_task_runner_runs_on_this_machine_only_when_allowed(
+    tmp_path: Path, backend: MemoryBackend, ledger: object
+) -> None:
+    """With --allow-host-process, a task of Kestra's Process task runner is a process of this machine: in a
+    working directory of its own (`workingDir`) that holds its input files and is removed afterwards; its
+    output files are kept, `::{"outputs"}::` lines set `vars`, `warningOnStdErr` makes a task that wrote
+    to its standard error a WARNING, and what it leaves running in the background is killed with it."""
+    marker = tmp_path / "ran-on-this-machine"
+    tasks = (
+        "  - id: work\n    type: io.kestra.plugin.scripts.shell.Commands\n"
+        "    taskRunner: {type: io.kestra.plugin.core.runner.Process}\n"
+        "    warningOnStdErr: true\n"
+        "    inputFiles: {data.txt: 'three words here'}\n"
+        "    outputFiles: ['*.out']\n"
+        "    commands:\n"
+        f"      - touch {marker}\n"
+        '      - echo "{{ workingDir }}" > where.out\n'
+        "      - wc -w < data.txt > count.out\n"
+        "      - 'echo ''::{\"outputs\": {\"words\": 3}}::'''\n"
+        "      - echo careful >&2\n"
+        "      - sleep 317 &\n"
+        "  - {id: quiet, type: io.kestra.plugin.scripts.shell.Commands,"
+        " taskRunner: {type: io.kestra.plugin.core.runner.Process}, commands: ['echo fine']}\n"
+        "  - {id: show, type: " + LOG + ", message: '{{ outputs.work.vars.words }}'}\n"
+    )
+    path = flow(tmp_path, tasks)
+    run = run_flow(path, backend, ledger, allow_host_process=True)
+    assert marker.exists()
+    assert run.get("work").status is S.WARNING and "standard error" in run.get("work").message
+    assert run.get("quiet").status is S.SUCCESS
+    assert run.reporter.output("show") == ["3"]
+    assert "careful" in run.reporter.output("work")
+    storage = Path(str(ledger.directory)) / "storage"  # type: ignore[attr-defined]
+    kept = run.get("work").outputs["outputFiles"]
+    assert sorted(kept) == ["count.out", "where.out"]  # type: ignore[call-overload]
+    read = {
+        name: (storage / uri.removeprefix("kestra:///")).read_text().strip() for name, uri in kept.items()
+    }  # type: ignore[attr-defined]
+    assert read["count.out"] == "3"
+    folder = Path(read["where.out"])
+    assert folder.is_absolute() and not folder.exists()  # its own folder, removed after the task
+    left = subprocess.run(["pgrep", "-f", "sleep 317"], capture_output=True, text=True, check=False)
+    assert left.stdout == ""
+    contained = load_pipeline(path)  # not allowed: a container of the task's image runs it
+    action = contained.steps[0].action  # type: ignore[union-attr]
+    assert action.on_host is False and action.image == "ubuntu"
+    assert any("--allow-host-process runs them on this machine" in str(w) for w in contained.warnings)
+
+
+@pytest.mark.docker
+def test_warning_on_std_err_makes_a_container_task_that_wrote_to_stderr_a_warning(tmp_path: Path) -> None:
+    """warningOnStdErr: true, as Kestra's script tasks had it by default before 0.23: standard error
+    output ends the task in WARNING; without it (Kestra's default now) the task succeeds."""
+    text = HEAD + (
+        "tasks:\n"
+        "  - id: loud\n    type: io.kestra.plugin.scripts.shell.Commands\n    warningOnStdErr: true\n"
+        "    commands: ['echo to the error stream >&2']\n"
+        "  - id: plain\n    type: io.kestra.plugin.scripts.shell.Commands\n"
+        "    commands: ['echo to the error stream >&2']\n"
+        "  - id: clean\n    type: io.kestra.plugin.scripts.shell.Commands\n    warningOnStdErr: true\n"
+        "    commands: ['echo \"in {{ workingDir }}\"']\n"
+    )
+    path = tmp_path / "flow.yml"
+    path.write_text(text, encoding="utf-8")
+    result, reporter = run_file(path)
+    assert reporter.output("clean") == ["in /kestra/working-dir"]  # the task's own working directory
+    assert statuses(result) == {"loud": S.WARNING, "plain": S.SUCCESS, "clean": S.SUCCESS}
+    assert result.exit_code == 0
+    assert labelled_of(result.run_id) == []

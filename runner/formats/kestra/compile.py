@@ -904,6 +904,7 @@ class Compiler:
             memory=self._size(spec.memory.memory, (*loc, "memory", "memory")) if spec.memory else None,
             cpus=spec.cpu.cpus if spec.cpu else None,
             output_markers=True,
+            warn_on_stderr=bool(spec.warning_on_std_err),
         )
 
     def _script_task(self, spec: t.ScriptTaskSpec, loc: Loc) -> ContainerRun:
@@ -916,11 +917,15 @@ class Compiler:
         if plugin is not None:
             default_image = t.CLI_IMAGES[plugin]
         runner = spec.task_runner or spec.docker or t.TaskRunnerSpec()
+        on_host = False
         if not runner.type.endswith(".docker.Docker") or (spec.runner or "").upper() == "PROCESS":
+            on_host = self.options.allow_host_process
             self.note(
                 (*loc, "taskRunner") if spec.task_runner else loc,
-                "the Process task runner runs the commands in a container of the task's image here, never on "
-                "this machine itself",
+                "the Process task runner runs the commands on this machine (--allow-host-process)"
+                if on_host
+                else "the Process task runner runs the commands in a container of the task's image here; "
+                "--allow-host-process runs them on this machine",
             )
         if not spec.fail_fast:
             self.warn(
@@ -969,6 +974,8 @@ class Compiler:
             else None,
             cpus=runner.cpu.cpus if runner.cpu else None,
             output_markers=True,
+            warn_on_stderr=bool(spec.warning_on_std_err),
+            on_host=on_host,
         )
 
     def _input_files(self, spec: t.ScriptTaskSpec, loc: Loc) -> dict[str, str]:
