@@ -81,6 +81,11 @@ def _from_ion(value: Any) -> Any:
     return plain(value)
 
 
+def without_scheme(url: str) -> str:
+    """A JDBC URL's place (`//host:port/db`, a file) without its `jdbc:NAME:` scheme."""
+    return re.sub(r"^jdbc:[A-Za-z0-9]+:", "", url.strip())
+
+
 def run_sql(action: SqlAction, context: DataContext) -> DataResult:
     with tempfile.TemporaryDirectory(prefix="runner-sql-") as folder:
         names = {"workingDir": folder}
@@ -91,7 +96,7 @@ def run_sql(action: SqlAction, context: DataContext) -> DataResult:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(stored if stored is not None else content.encode("utf-8"))
         sql = context.render(action.sql, names)
-        database = context.render(action.database, names)
+        database = without_scheme(context.render(action.database, names))
         # credentials are often secret('…') or inputs, rendered like the rest
         action = action.model_copy(
             update={
@@ -263,7 +268,7 @@ def run_copy(action: CopyAction, context: DataContext) -> DataResult:
         statement = f"COPY {what} TO STDOUT"
     if options:
         statement += f" WITH ({options})"
-    database = context.render(action.database, names)
+    database = without_scheme(context.render(action.database, names))
     try:
         connection = _postgres_connection(
             database,

@@ -551,12 +551,17 @@ def free_port() -> int:
 @pytest.mark.docker
 def test_postgresql_copy_in_and_out_with_credentials_from_secrets(tmp_path: Path) -> None:
     """jdbc.postgresql.CopyIn loads a stored CSV file into a table (`rowCount`); CopyOut writes a query's
-    rows to a new stored file (`uri`, `rowCount`); `username` and `password` are rendered, here from
-    secret()."""
+    rows to a new stored file (`uri`, `rowCount`); `url`, `username` and `password` are rendered, here
+    from secret()."""
     port = free_port()
-    secrets = {"SECRET_PG_PASSWORD": base64.b64encode(b"s3cret").decode()}
     url = f"jdbc:postgresql://localhost:{port}/postgres"
+    secrets = {
+        "SECRET_PG_PASSWORD": base64.b64encode(b"s3cret").decode(),
+        "SECRET_PG_URL": base64.b64encode(url.encode()).decode(),
+    }
     login = f"    url: {url}\n    username: postgres\n    password: \"{{{{ secret('PG_PASSWORD') }}}}\"\n"
+    # the whole URL from a secret, as many real flows write it
+    secret_login = login.replace(f"url: {url}", "url: \"{{ secret('PG_URL') }}\"")
     text = HEAD + (
         "tasks:\n"
         "  - id: db\n    type: io.kestra.plugin.docker.Run\n    containerImage: runner/postgres:bookworm\n"
@@ -571,7 +576,7 @@ def test_postgresql_copy_in_and_out_with_credentials_from_secrets(tmp_path: Path
         "  - id: load\n    type: io.kestra.plugin.jdbc.postgresql.CopyIn\n" + login + ""
         "    from: '{{ outputs.csv.uri }}'\n    table: fruit\n    format: CSV\n    header: true\n"
         "    delimiter: ';'\n"
-        "  - id: export\n    type: io.kestra.plugin.jdbc.postgresql.CopyOut\n" + login + ""
+        "  - id: export\n    type: io.kestra.plugin.jdbc.postgresql.CopyOut\n" + secret_login + ""
         "    sql: SELECT name, price FROM fruit WHERE price IS NOT NULL ORDER BY id\n"
         "    format: CSV\n    header: true\n"
         "  - {id: show, type: "

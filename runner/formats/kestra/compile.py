@@ -692,10 +692,7 @@ class Compiler:
         fetch = spec.fetch_type or (
             "STORE" if spec.store else "FETCH_ONE" if spec.fetch_one else "FETCH" if spec.fetch else "NONE"
         )
-        url = spec.url or ""
-        prefixes = {"postgres": ("jdbc:postgresql:",), "mysql": ("jdbc:mysql:", "jdbc:mariadb:")}
-        prefix = next((p for p in prefixes.get(engine, (f"jdbc:{engine}:",)) if url.startswith(p)), "")
-        database = url.removeprefix(prefix) if prefix else ""
+        database = spec.url or ""  # the JDBC URL, often an expression: its scheme is dropped when it runs
         if spec.database_file or spec.sqlite_file:
             database = spec.database_file or spec.sqlite_file or database
         files = {} if spec.input_files is None else {k: _output_text(v) for k, v in spec.input_files.items()}
@@ -712,7 +709,7 @@ class Compiler:
 
     def _copy(self, spec: t.CopySpec, loc: Loc) -> CopyAction:
         direction = t.COPY_TYPES[spec.type]
-        if not spec.url.startswith("jdbc:postgresql:"):
+        if "{{" not in spec.url and not spec.url.startswith("jdbc:postgresql:"):
             raise self.document.error(
                 (*loc, "url"),
                 "a PostgreSQL COPY needs a jdbc:postgresql: URL",
@@ -747,7 +744,7 @@ class Compiler:
                 options[name] = tuple(columns)
         return CopyAction(
             direction=direction,
-            database=spec.url.removeprefix("jdbc:postgresql:"),
+            database=spec.url,
             username=spec.username or "",
             password=spec.password or "",
             table=spec.table or "",
