@@ -12,6 +12,7 @@ import socket
 import subprocess
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
@@ -752,3 +753,44 @@ def test_warning_on_std_err_makes_a_container_task_that_wrote_to_stderr_a_warnin
     assert statuses(result) == {"loud": S.WARNING, "plain": S.SUCCESS, "clean": S.SUCCESS}
     assert result.exit_code == 0
     assert labelled_of(result.run_id) == []
+
+
+def test_what_real_flows_write_before_the_run_starts(
+    tmp_path: Path, backend: MemoryBackend, ledger: object, cli: Cli
+) -> None:
+    """A SELECT's values from `expression` (kv() of a JSON list); an input default naming
+    execution.startDate and trigger (Kestra renders defaults for the execution about to start); port
+    bindings made of inputs; a cloud task runner (Kubernetes) and the older `docker: {image}` options,
+    which run in a container of the image here, with a note."""
+    assert cli("kv", "set", "company.team", "sizes", '["S", "M"]', "--json").code == 0
+    top = (
+        "inputs:\n"
+        "  - {id: size, type: SELECT, expression: \"{{ kv('sizes') }}\"}\n"
+        "  - {id: day, type: STRING,"
+        " defaults: \"{{ (trigger.date ?? execution.startDate) | date('yyyy') }}\"}\n"
+        "  - {id: port, type: INT, defaults: 18080}\n"
+    )
+    tasks = (
+        "  - {id: show, type: " + LOG + ", message: '{{ inputs.size }} {{ inputs.day }}'}\n"
+        "  - id: web\n    type: io.kestra.plugin.docker.Run\n    containerImage: busybox\n"
+        "    commands: ['true']\n    portBindings: ['127.0.0.1:{{ inputs.port }}:80']\n"
+        "  - id: k8s\n    type: io.kestra.plugin.scripts.shell.Commands\n"
+        "    taskRunner: {type: io.kestra.plugin.ee.kubernetes.runner.Kubernetes, namespace: ci}\n"
+        "    containerImage: busybox\n    commands: ['echo on k8s']\n"
+        "  - id: old\n    type: io.kestra.plugin.scripts.shell.Commands\n"
+        "    docker: {image: busybox}\n    commands: ['echo old options']\n"
+    )
+    path = flow(tmp_path, tasks, top)
+    run = run_flow(path, backend, ledger, variables={"size": "M"})
+    assert run.result.exit_code == 0, [(r.step_id, r.status, r.message) for r in run.result.results]
+    year = str(datetime.now(UTC).year)
+    assert run.reporter.output("show") == [f"M {year}"]
+    pipeline = load_pipeline(path, options=LoadOptions(variables={"size": "M"}))
+    web, k8s, old = pipeline.steps[1:4]
+    assert web.action.ports[0].host_port == 18080  # type: ignore[union-attr]
+    assert k8s.action.image == "busybox" and old.action.image == "busybox"  # type: ignore[union-attr]
+    assert any("task runner Kubernetes is not on this machine" in str(w) for w in pipeline.warnings)
+    assert any("namespace are not used" in str(w) for w in pipeline.warnings)
+    with pytest.raises(InputError) as refused:
+        load_pipeline(path, options=LoadOptions(variables={"size": "XL"}))
+    assert "input 'size' (SELECT): 'XL' is not one of the values" in str(refused.value)

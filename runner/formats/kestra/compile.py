@@ -7,6 +7,7 @@ import difflib
 import re
 import shlex
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from runner.durations import iso_duration
 from runner.errors import InputError
+from runner.expressions import ExpressionError, render
 from runner.expressions.check import problems as expression_problems
 from runner.formats.kestra import tasks as t
 from runner.formats.kestra.families import unsupported_reason
@@ -158,6 +160,7 @@ class Compiler:
         self.ids: dict[str, Loc] = {}
         self.plugin_defaults: list[PluginDefaultSpec] = []
         self.unsupported: list[tuple[str, Loc]] = []  # (type, where): every task this tool cannot run
+        self.names: dict[str, Any] = {}  # what an expression rendered while loading can name
 
     def note(self, loc: Loc, message: str) -> None:
         """What runs differently here than on a Kestra server: never an error, even under --strict."""
@@ -192,7 +195,14 @@ class Compiler:
             flow.inputs,
             dict(self.options.variables),
             required=not self.options.check_only,
-            context={"flow": flow_names},
+            # what a default can name before the run: the flow, the trigger, and the execution that is
+            # about to start (its startDate is now)
+            context={
+                "flow": flow_names,
+                "trigger": dict(self.options.trigger),
+                "execution": {"startDate": datetime.now(UTC)},
+            },
+            check_only=self.options.check_only,
         )
         stored_secrets = server_secrets(self.options.env)
         names = {
@@ -209,6 +219,7 @@ class Compiler:
             NAMESPACE_FILES_NAME: str(self.options.namespace_files or self.path.parent),
         }
         secrets = [*secrets, *stored_secrets.values()]
+        self.names = names
         # a flow-level retry applies to every runnable task without a retry of its own or of a parent
         retry = self._retry(flow.retry, ("retry",))
         steps = self._tasks(flow.tasks, ("tasks",), retry)
@@ -915,7 +926,15 @@ class Compiler:
             default_image = t.CLI_IMAGES[plugin]
         runner = spec.task_runner or spec.docker or t.TaskRunnerSpec()
         on_host = False
-        if not runner.type.endswith(".docker.Docker") or (spec.runner or "").upper() == "PROCESS":
+        cloud = not runner.type.endswith((".docker.Docker", ".Process")) and spec.task_runner is not None
+        if cloud:
+            unused = f"; {', '.join(runner.elsewhere)} are not used" if runner.elsewhere else ""
+            self.note(
+                (*loc, "taskRunner"),
+                f"the task runner {runner.type.rpartition('.')[2]} is not on this machine: the commands run "
+                f"in a container of the task's image, as with the Docker task runner{unused}",
+            )
+        elif not runner.type.endswith(".docker.Docker") or (spec.runner or "").upper() == "PROCESS":
             on_host = self.options.allow_host_process
             self.note(
                 (*loc, "taskRunner") if spec.task_runner else loc,
@@ -950,7 +969,7 @@ class Compiler:
             "bash" if any("bash" in part for part in spec.interpreter[:1]) else "sh"
         )
         return ContainerRun(
-            image=spec.container_image or default_image,
+            image=spec.container_image or runner.image or default_image,
             registry_auth=_auth(runner.credentials),
             script=(*spec.before_commands, *install, *commands),
             shell=shell,
@@ -998,8 +1017,18 @@ class Compiler:
         return files
 
     def _port(self, text: str, loc: Loc) -> PortBinding:
+        text = str(text)
+        if "{{" in text:  # ports are published when the container is made: inputs and vars are known
+            try:
+                text = render(text, self.names)
+            except ExpressionError as exc:
+                raise self.document.error(
+                    loc,
+                    f"'{text}' cannot be known before the run: {exc}",
+                    "a port binding may name inputs, vars and the flow, not outputs of tasks",
+                ) from None
         try:
-            return parse_port(str(text))
+            return parse_port(text)
         except ValueError as exc:
             raise self.document.error(loc, str(exc), "write HOST:CONTAINER, e.g. 6379:6379") from None
 

@@ -51,6 +51,7 @@ class InputSpec(Spec):
     defaults: Any = None
     prefill: Any = None  # what Kestra's form shows first: taken when nothing is given and no default
     values: list[Any] | None = None
+    expression: str | None = None  # SELECT and MULTISELECT: the values, from an expression (a JSON list)
     item_type: InputType | None = Field(default=None, alias="itemType")
     allow_custom_value: bool = Field(default=False, alias="allowCustomValue")
     depends_on: Any = Field(default=None, alias="dependsOn")
@@ -76,6 +77,7 @@ def resolve_inputs(
     *,
     required: bool = True,
     context: dict[str, Any] | None = None,
+    check_only: bool = False,
 ) -> tuple[dict[str, Any], list[str]]:
     """The typed value of every input, and the values of SECRET inputs (to mask them)."""
     if declared is None:
@@ -97,6 +99,8 @@ def resolve_inputs(
                 (*loc, "id"), f"Duplicate input id with name [{spec.id}]", "give each input its own id"
             )
         seen.add(spec.id)
+        if spec.expression is not None and spec.values is None:
+            spec = _values_from_expression(document, spec, loc, context or {}, check_only)
         if spec.id in given:
             raw_value: Any = given[spec.id]
         elif spec.defaults is not None or spec.prefill is not None:
@@ -128,6 +132,26 @@ def resolve_inputs(
             f"inputs of this flow: {', '.join(sorted(seen)) or 'none'}",
         )
     return values, secrets
+
+
+def _values_from_expression(
+    document: Document, spec: InputSpec, loc: Loc, context: dict[str, Any], check_only: bool
+) -> InputSpec:
+    """A SELECT's values from its `expression` (kv('…') of a JSON list, most often), rendered now. When
+    only checking, a value the expression cannot give yet (a key not stored here) leaves any value
+    allowed."""
+    try:
+        rendered = render(spec.expression or "", context)
+        values = json.loads(rendered) if isinstance(rendered, str) else rendered
+        if not isinstance(values, list):
+            raise ValueError(f"it gives {str(rendered)[:60]!r}, not a list")
+    except (ExpressionError, ValueError) as exc:
+        if check_only:
+            return spec.model_copy(update={"allow_custom_value": True})
+        raise document.error(
+            (*loc, "expression"), f"input '{spec.id}': the values' expression fails: {exc}", None
+        ) from None
+    return spec.model_copy(update={"values": values})
 
 
 def _hint(spec: InputSpec) -> str:

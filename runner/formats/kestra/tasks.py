@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from runner.formats.schema import Spec
 
@@ -450,6 +450,27 @@ class TaskRunnerSpec(Spec):
     volumes: list[str] = Field(default_factory=list)
     delete: bool = True
     wait: bool = True
+    image: str | None = None  # the older `docker:` options name the image here
+    extra_hosts: list[str] | None = Field(default=None, alias="extraHosts")
+    shm_size: str | None = Field(default=None, alias="shmSize")
+    privileged: bool | None = None
+    device_requests: Any = Field(default=None, alias="deviceRequests")
+    config: Any = None
+    file_handling_strategy: str | None = Field(default=None, alias="fileHandlingStrategy")
+    resume: bool | None = None
+    # the settings of a cloud runner (Kubernetes, AWS Batch…), which runs here as the Docker one does
+    elsewhere: tuple[str, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cloud_settings(cls, data: Any) -> Any:
+        """A cloud task runner's own settings are kept aside by name: they have no meaning here, and a key
+        the Docker runner does not know is still refused for it."""
+        if not isinstance(data, dict) or str(data.get("type", "")).endswith((".docker.Docker", ".Process")):
+            return data
+        known = {key for name, field in cls.model_fields.items() for key in (name, field.alias) if key}
+        kept = {key: value for key, value in data.items() if key in known}
+        return {**kept, "elsewhere": tuple(sorted(key for key in data if key not in known))}
 
 
 class NamespaceFilesSpec(Spec):
