@@ -763,6 +763,13 @@ def test_what_real_flows_write_before_the_run_starts(
     bindings made of inputs; a cloud task runner (Kubernetes) and the older `docker: {image}` options,
     which run in a container of the image here, with a note."""
     assert cli("kv", "set", "company.team", "sizes", '["S", "M"]', "--json").code == 0
+    try:
+        check_before_the_run(tmp_path, backend, ledger)
+    finally:  # the store is the state directory's, which other tests read
+        assert cli("kv", "delete", "company.team", "sizes").code == 0
+
+
+def check_before_the_run(tmp_path: Path, backend: MemoryBackend, ledger: object) -> None:
     top = (
         "inputs:\n"
         "  - {id: size, type: SELECT, expression: \"{{ kv('sizes') }}\"}\n"
