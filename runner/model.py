@@ -275,6 +275,7 @@ class SqlAction(Frozen):
     username: str = ""
     password: str = ""
     fetch: Literal["NONE", "FETCH", "FETCH_ONE", "STORE"] = "NONE"
+    several: bool = False  # Queries: each statement that returns rows is an output of its own
     input_files: dict[str, str] = Field(default_factory=dict)
     output_files: tuple[str, ...] = ()
 

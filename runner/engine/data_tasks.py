@@ -107,21 +107,15 @@ def run_sql(action: SqlAction, context: DataContext) -> DataResult:
         if database and not database.startswith("/") and database != ":memory:":
             database = str(Path(folder) / database)  # a database file named alone is in the working directory
         try:
-            columns, rows, count = _execute(action, sql, database, folder, context.engine_host)
+            results, count = _execute(action, sql, database, folder, context.engine_host)
         except Exception as exc:  # every driver has its own error classes: the message is what matters
             return DataResult(StepStatus.FAILED, f"{action.engine}: {exc}")
-        outputs: dict[str, Any] = {}
-        records = [
-            {column: plain(value) for column, value in zip(columns, row, strict=False)} for row in rows
-        ]
-        if action.fetch == "FETCH":
-            outputs = {"rows": records, "size": len(records)}
-        elif action.fetch == "FETCH_ONE":
-            outputs = {"row": records[0] if records else None, "size": min(len(records), 1)}
-        elif action.fetch == "STORE":
-            outputs = {"uri": context.store_file("result.ion", ion_lines(records)), "size": len(records)}
-        else:
+        fetched = [_fetched(action.fetch, columns, rows, context) for columns, rows in results]
+        outputs: dict[str, Any] = dict(fetched[-1]) if fetched else {"size": 0}
+        if action.fetch == "NONE":
             outputs = {"size": count}
+        if action.several:  # Queries: one output per statement that returned rows, in order
+            outputs["outputs"] = fetched
         if action.output_files:
             kept: dict[str, str] = {}
             for path in sorted(Path(folder).rglob("*")):
@@ -129,45 +123,103 @@ def run_sql(action: SqlAction, context: DataContext) -> DataResult:
                 if path.is_file() and matches(relative, action.output_files):
                     kept[relative] = context.store_file(relative, path.read_bytes())
             outputs["outputFiles"] = kept
-        context.log(f"{action.engine}: {len(records)} row(s)")
+        rows_read = sum(len(rows) for _, rows in results)
+        context.log(f"{action.engine}: {rows_read} row(s) from {len(results)} result(s)")
         return DataResult(StepStatus.SUCCESS, outputs=outputs)
+
+
+def _fetched(
+    fetch: str, columns: list[str], rows: list[tuple[Any, ...]], context: DataContext
+) -> dict[str, Any]:
+    """One result as Kestra's fetchType gives it."""
+    records = [{column: plain(value) for column, value in zip(columns, row, strict=False)} for row in rows]
+    if fetch == "FETCH":
+        return {"rows": records, "size": len(records)}
+    if fetch == "FETCH_ONE":
+        return {"row": records[0] if records else None, "size": min(len(records), 1)}
+    if fetch == "STORE":
+        return {"uri": context.store_file("result.ion", ion_lines(records)), "size": len(records)}
+    return {"size": len(records)}
+
+
+Result = tuple[list[str], list[tuple[Any, ...]]]  # (columns, rows) of a statement that returned rows
 
 
 def _execute(
     action: SqlAction, sql: str, database: str, folder: str, engine_host: str = "127.0.0.1"
-) -> tuple[list[str], list[tuple[Any, ...]], int]:
-    """(columns, rows, affected) of the last statement of `sql`; relative file names in the SQL are the
-    working directory's, as in Kestra (not this process's current folder, which threads share)."""
+) -> tuple[list[Result], int]:
+    """The results of the statements of `sql` that return rows, in order, and the rows the last statement
+    touched; relative file names in the SQL are the working directory's, as in Kestra (not this process's
+    current folder, which threads share)."""
     if action.engine == "duckdb":
-        import duckdb
-
-        connection = duckdb.connect(database or ":memory:")
-        try:
-            connection.execute(f"SET file_search_path = '{folder}'")
-            cursor = connection.execute(sql)
-            columns = [column[0] for column in cursor.description or []]
-            rows = cursor.fetchall() if cursor.description else []
-            return columns, rows, len(rows)
-        finally:
-            connection.close()
+        return _duckdb(sql, database, folder)
     if action.engine == "sqlite":
-        import sqlite3
-
-        lite = sqlite3.connect(database or ":memory:")
-        try:
-            statements = [part for part in sql.split(";") if part.strip()]
-            lite_cursor = lite.cursor()
-            for statement in statements:
-                lite_cursor.execute(statement)
-            lite.commit()
-            columns = [column[0] for column in lite_cursor.description or []]
-            rows = lite_cursor.fetchall() if lite_cursor.description else []
-            return columns, rows, max(lite_cursor.rowcount, len(rows))
-        finally:
-            lite.close()
+        return _sqlite(sql, database)
     if action.engine == "postgres":
         return _postgres(action, sql, database, engine_host)
     return _mysql(action, sql, database, engine_host)
+
+
+# statements of DuckDB that answer with rows; the others answer with a count
+_DUCKDB_ROWS = {"SELECT", "PRAGMA", "EXPLAIN", "CALL", "RELATION", "LOGICAL_PLAN"}
+
+
+def _duckdb(sql: str, database: str, folder: str) -> tuple[list[Result], int]:
+    import duckdb
+
+    connection = duckdb.connect(database or ":memory:")
+    try:
+        connection.execute(f"SET file_search_path = '{folder}'")
+        results: list[Result] = []
+        count = 0
+        for statement in connection.extract_statements(sql):
+            cursor = connection.execute(statement)
+            rows = cursor.fetchall() if cursor.description else []
+            if statement.type.name in _DUCKDB_ROWS:
+                results.append(([column[0] for column in cursor.description or []], rows))
+                count = len(rows)
+            else:
+                count = int(rows[0][0]) if rows and rows[0] and isinstance(rows[0][0], int) else 0
+        return results, count
+    finally:
+        connection.close()
+
+
+def _sqlite(sql: str, database: str) -> tuple[list[Result], int]:
+    import sqlite3
+
+    lite = sqlite3.connect(database or ":memory:")
+    try:
+        results: list[Result] = []
+        count = 0
+        cursor = lite.cursor()
+        for statement in _sqlite_statements(sql):
+            cursor.execute(statement)
+            if cursor.description:
+                rows = cursor.fetchall()
+                results.append(([column[0] for column in cursor.description], rows))
+                count = len(rows)
+            else:
+                count = max(cursor.rowcount, 0)
+        lite.commit()
+        return results, count
+    finally:
+        lite.close()
+
+
+def _sqlite_statements(sql: str) -> list[str]:
+    """The statements of a script, each cut where SQLite itself judges it complete: a `;` inside a string
+    or a trigger's body does not end one."""
+    import sqlite3
+
+    statements: list[str] = []
+    start = 0
+    for index, character in enumerate(sql):
+        if character == ";" and sqlite3.complete_statement(sql[start : index + 1]):
+            statements.append(sql[start : index + 1])
+            start = index + 1
+    statements.append(sql[start:])
+    return [statement for statement in statements if statement.strip()]
 
 
 def _server(database: str, default_port: int, engine_host: str) -> tuple[str, int, str, dict[str, str]]:
@@ -198,26 +250,25 @@ def _postgres_connection(database: str, username: str, password: str, engine_hos
     )
 
 
-def _postgres(
-    action: SqlAction, sql: str, database: str, engine_host: str
-) -> tuple[list[str], list[tuple[Any, ...]], int]:
+def _postgres(action: SqlAction, sql: str, database: str, engine_host: str) -> tuple[list[Result], int]:
     connection = _postgres_connection(database, action.username, action.password, engine_host)
     try:
         cursor = connection.cursor()
-        cursor.execute(sql)
-        columns = [column[0] for column in cursor.description or []]
-        rows = [tuple(row) for row in cursor.fetchall()] if cursor.description else []
+        cursor.execute(sql)  # several statements at once: the server answers with the last one's rows
+        results: list[Result] = []
+        if cursor.description:
+            results.append(
+                ([column[0] for column in cursor.description], [tuple(r) for r in cursor.fetchall()])
+            )
         connection.commit()
-        return columns, rows, max(cursor.rowcount, len(rows))
+        return results, max(cursor.rowcount, len(results[-1][1]) if results else 0)
     finally:
         connection.close()
 
 
-def _mysql(
-    action: SqlAction, sql: str, database: str, engine_host: str
-) -> tuple[list[str], list[tuple[Any, ...]], int]:
+def _mysql(action: SqlAction, sql: str, database: str, engine_host: str) -> tuple[list[Result], int]:
     """`//host:port/name` of a jdbc:mysql: or jdbc:mariadb: URL, by PyMySQL; several statements run in
-    order, and the last one's rows are the result, as Kestra's Queries gives them."""
+    order, each one's rows a result."""
     import pymysql
 
     host, port, name, query = _server(database, 3306, engine_host)
@@ -231,20 +282,20 @@ def _mysql(
         client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS,
     )
     try:
+        results: list[Result] = []
         with connection.cursor() as cursor:
             cursor.execute(sql)
-            columns, rows, count = [], [], cursor.rowcount
             while True:
                 if cursor.description:
-                    columns = [column[0] for column in cursor.description]
                     rows = [tuple(row) for row in cursor.fetchall()]
+                    results.append(([column[0] for column in cursor.description], rows))
                     count = len(rows)
                 else:
-                    count = cursor.rowcount
+                    count = max(cursor.rowcount, 0)
                 if not cursor.nextset():
                     break
         connection.commit()
-        return columns, rows, max(count, len(rows))
+        return results, count
     finally:
         connection.close()
 

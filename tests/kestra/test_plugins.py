@@ -405,6 +405,10 @@ def test_duckdb_sqlite_and_serdes_pass_data_through_the_run_storage(
         "  - id: lite\n    type: io.kestra.plugin.jdbc.sqlite.Query\n    url: jdbc:sqlite:demo.db\n"
         "    sql: CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1), (2); SELECT x FROM t ORDER BY x\n"
         "    fetchType: FETCH\n    outputFiles: [demo.db]\n"
+        "  - id: many\n    type: io.kestra.plugin.jdbc.duckdb.Queries\n    fetchType: FETCH\n"
+        "    sql: \"CREATE TABLE t AS SELECT 1 AS a; SELECT a FROM t; SELECT 'x;y' AS b\"\n"
+        "  - id: lite_many\n    type: io.kestra.plugin.jdbc.sqlite.Queries\n    fetchType: FETCH_ONE\n"
+        "    sql: \"CREATE TABLE u (v TEXT); INSERT INTO u VALUES ('p;q'); SELECT v FROM u; SELECT 2 AS w\"\n"
         "  - {id: show, type: " + LOG + ", message: '{{ outputs.count.row.n }} {{ outputs.count.row.last }}"
         " {{ outputs.lite.rows | length }}'}\n"
     )
@@ -421,6 +425,16 @@ def test_duckdb_sqlite_and_serdes_pass_data_through_the_run_storage(
     assert stored(run.get("json").outputs["uri"]) == '{"answer": 42}\n'
     assert run.get("lite").outputs["rows"] == [{"x": 1}, {"x": 2}]
     assert list(run.get("lite").outputs["outputFiles"]) == ["demo.db"]
+    # Queries: every statement that returns rows is an output, in order; the last is also the task's own
+    assert run.get("many").outputs["outputs"] == [
+        {"rows": [{"a": 1}], "size": 1},
+        {"rows": [{"b": "x;y"}], "size": 1},
+    ]
+    assert run.get("many").outputs["rows"] == [{"b": "x;y"}]
+    assert run.get("lite_many").outputs["outputs"] == [
+        {"row": {"v": "p;q"}, "size": 1},
+        {"row": {"w": 2}, "size": 1},
+    ]
 
 
 def test_serdes_converts_between_avro_parquet_excel_and_xml_with_the_schemas_types(

@@ -710,6 +710,7 @@ class Compiler:
         return SqlAction(
             engine=engine,
             sql=spec.sql,
+            several=spec.type.endswith(".Queries"),
             database=database,
             username=spec.username or "",
             password=spec.password or "",
