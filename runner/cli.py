@@ -75,6 +75,10 @@ def _execute(action: Callable[[], int]) -> None:
     raise typer.Exit(int(code))
 
 
+def _refuse(message: str, hint: str | None = None) -> int:
+    raise InputError(message, hint)
+
+
 def _show(error: RunnerError) -> None:
     from runner.render import show_problem
 
@@ -202,6 +206,26 @@ def run(
             "--namespace-files", help="The folder of Kestra namespace files (default: the flow's folder)."
         ),
     ] = None,
+    cluster: Annotated[
+        bool,
+        typer.Option(
+            "--cluster",
+            help="Run on the Swarm cluster whose manager is the engine: as a job on a node Swarm chooses, "
+            "finally guaranteed there; followed here unless --detach.",
+        ),
+    ] = False,
+    detach: Annotated[
+        bool,
+        typer.Option("--detach", help="With --cluster: print the run id and leave the run to the cluster."),
+    ] = False,
+    registry: Annotated[
+        str | None,
+        typer.Option(
+            "--registry",
+            help="With --cluster: the registry the nodes pull from, HOST:PORT as they reach it "
+            "(else `registry =` in runner.toml, or RUNNER_REGISTRY).",
+        ),
+    ] = None,
     allow_host_process: Annotated[
         bool,
         typer.Option(
@@ -271,6 +295,14 @@ def run(
         resume=resume,
         rerun_failed=rerun_failed,
     )
+    if detach and not cluster:
+        _execute(lambda: _refuse("--detach is for cluster runs", "add --cluster"))
+    if cluster:
+        from runner.commands.cluster import run_on_cluster
+
+        if resume is not None or rerun_failed is not None or bind or keep:
+            _execute(lambda: _refuse("--resume, --rerun-failed, --bind and --keep are for local runs"))
+        _execute(lambda: run_on_cluster(_console(no_color), request, registry, detach))
     _execute(lambda: run_command(_console(no_color), request))
 
 
@@ -367,11 +399,52 @@ def cleanup(
 
 
 @app.command()
-def ps(no_color: NoColor = False) -> None:
-    """List live and leaked runs with their resources."""
+def ps(
+    cluster: Annotated[
+        bool,
+        typer.Option("--cluster", help="List the runs of the Swarm cluster whose manager is the engine."),
+    ] = False,
+    no_color: NoColor = False,
+) -> None:
+    """List live and leaked runs with their resources (with --cluster, the cluster's runs)."""
+    if cluster:
+        from runner.commands.cluster import ps_cluster
+
+        _execute(lambda: ps_cluster(_console(no_color)))
     from runner.commands.ps import ps as ps_command
 
     _execute(lambda: ps_command(_console(no_color)))
+
+
+ClusterRunId = Annotated[str, typer.Argument(metavar="RUN", help="The run's id (`runner ps --cluster`).")]
+
+
+@app.command()
+def logs(
+    run_id: Annotated[
+        str, typer.Argument(metavar="RUN", help="The run's id, as `runner ps --cluster` shows it.")
+    ],
+    step: Annotated[str | None, typer.Argument(metavar="[STEP]", help="Only this step's lines.")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing as the run goes on.")] = False,
+    no_color: NoColor = False,
+) -> None:
+    """Print a cluster run's output (a step's lines alone with STEP)."""
+    from runner.commands.cluster import logs as logs_command
+
+    _execute(lambda: logs_command(_console(no_color), run_id, step, follow))
+
+
+@app.command()
+def cancel(
+    run_id: Annotated[
+        str, typer.Argument(metavar="RUN", help="The run's id, as `runner ps --cluster` shows it.")
+    ],
+    no_color: NoColor = False,
+) -> None:
+    """Cancel a cluster run: its running step stops, its finally runs, then what it made is removed."""
+    from runner.commands.cluster import cancel as cancel_command
+
+    _execute(lambda: cancel_command(_console(no_color), run_id))
 
 
 @app.command()

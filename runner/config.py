@@ -105,6 +105,28 @@ def engine_settings(
     )
 
 
+REGISTRY_VARIABLE = "RUNNER_REGISTRY"
+
+
+def registry_setting(pipeline_path: Path | None, env: Mapping[str, str] | None = None) -> str | None:
+    """The registry a cluster's nodes pull from, as they reach it: RUNNER_REGISTRY, else `registry =` in
+    runner.toml (--registry wins over both)."""
+    env = os.environ if env is None else env
+    if env.get(REGISTRY_VARIABLE):
+        return env[REGISTRY_VARIABLE]
+    chosen: str | None = None
+    for path, data in _config_files(pipeline_path):
+        value = data.get("registry")
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value.strip():
+            raise InputError(
+                f"{path}: `registry` must be a non-empty string", 'write e.g. registry = "registry:5000"'
+            )
+        chosen = value.strip()
+    return chosen
+
+
 def _example(key: str) -> str:
     examples = {"engine": "tcp://build-box:2375", "host": "build-box", "engine_socket": "/run/docker.sock"}
     return examples[key]

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.prompt import Confirm, Prompt
 
 from runner.backend import connect
+from runner.backend.registry import delete_image
 from runner.config import config_images, engine_settings, parse_pairs, read_env_file
 from runner.engine import reuse
 from runner.engine.executor import ConfirmManual, Executor, RunOptions
@@ -24,7 +25,10 @@ from runner.formats.options import LoadOptions
 from runner.formats.options import Prompt as VariablePrompt
 from runner.model import Pipeline, Step, SubflowAction
 from runner.render import ConsoleReporter, load_warning
+from runner.teardown.lease import CLUSTER_IMAGE_VARIABLE
 from runner.teardown.ledger import Ledger, RunRecord
+
+RUN_ID_VARIABLE = "RUNNER_RUN_ID"  # a cluster run's id, chosen by the client that submitted it
 
 
 @dataclass(frozen=True)
@@ -200,6 +204,13 @@ def _plan(
 
 
 def run(console: Console, request: RunRequest) -> int:
+    pushed = os.environ.get(CLUSTER_IMAGE_VARIABLE)
+    if pushed:  # a cluster run's own image: its node has it now, the registry need not keep it
+        problem = delete_image(pushed)
+        if problem:
+            console.print(
+                f"[yellow]warning: {escape(pushed)} stays in the registry: {escape(problem)}[/yellow]"
+            )
     ledger = Ledger()
     path, pipeline, env, plan, request = _plan(console, request, ledger)
     secrets = _env(request.secret_files, request.secrets, "--secret")
@@ -227,7 +238,9 @@ def run(console: Console, request: RunRequest) -> int:
             allow_host_process=request.allow_host_process,
         )
         child = load_pipeline(Path(child_path), "kestra", load_options)
-        child_options = replace(options, carried={}, parent="", selection={}, build_number=plan.build_number)
+        child_options = replace(
+            options, carried={}, parent="", selection={}, build_number=plan.build_number, run_id=""
+        )
         return Executor(child, backend, ledger, reporter, child_options, interrupts).run()
 
     options = RunOptions(
@@ -244,6 +257,7 @@ def run(console: Console, request: RunRequest) -> int:
         build_number=plan.build_number,
         subflows=run_subflow,
         send_notifications=request.send_notifications,
+        run_id=os.environ.get(RUN_ID_VARIABLE, ""),
     )
     return Executor(pipeline, backend, ledger, reporter, options).run().exit_code
 

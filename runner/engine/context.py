@@ -53,6 +53,7 @@ class RunOptions:
     build_number: int = 0
     subflows: SubflowRunner | None = None  # None: a subflow step fails, saying it needs one
     send_notifications: bool = False  # notification steps only show their message unless this is set
+    run_id: str = ""  # the run's id when it was chosen before (a cluster run's); a new one otherwise
 
 
 def new_run_id() -> str:

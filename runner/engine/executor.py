@@ -40,7 +40,8 @@ class Executor:
     ) -> None:
         self.pipeline = pipeline
         self.owner = Owner.current()
-        teardown = TeardownManager(backend, ledger, new_run_id(), pipeline.name, self.owner)
+        run_id = (options.run_id if options else "") or new_run_id()
+        teardown = TeardownManager(backend, ledger, run_id, pipeline.name, self.owner)
         self.context = RunContext(
             pipeline, backend, ledger, reporter, options or RunOptions(), interrupts or Interrupts(), teardown
         )

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Callable
@@ -33,6 +34,10 @@ IDLE_TIMEOUT = "60s"  # a reaper nobody uses leaves after this
 READY_TIMEOUT = 30.0
 SOCKET_TARGET = "/var/run/docker.sock"
 ACK = b"ACK"
+# set in a cluster run's own container: its label value, which that container and the run's image carry
+CLUSTER_RUN_VARIABLE = "RUNNER_CLUSTER_RUN"
+CLUSTER_RUN_LABEL = "dev.runner.cluster-run"
+CLUSTER_IMAGE_VARIABLE = "RUNNER_CLUSTER_IMAGE"  # the run's own image in the registry, deleted once pulled
 
 Notice = Callable[[str], None]
 
@@ -49,6 +54,7 @@ class EngineLease:
         self.run_id = run_id
         self.notice = notice
         self.held: Lease | None = None
+        self.also: list[Lease] = []  # a cluster run's own container and image, which it cannot remove
         self.connection: socket.socket | None = None
         self.description = ""
 
@@ -70,6 +76,17 @@ class EngineLease:
                     container_id, ("python3", "/reaper/ryuk.py", "lease", filters), ACK, READY_TIMEOUT
                 )
                 self.description = "reaper container, lease over the engine connection"
+                cluster_run = os.environ.get(CLUSTER_RUN_VARIABLE)
+                if cluster_run:
+                    # the job's container ends with this process: the node's reaper removes it, and the
+                    # run's image, once the lease breaks
+                    own = f"label={CLUSTER_RUN_LABEL}={cluster_run}"
+                    self.also.append(
+                        self.backend.hold(
+                            container_id, ("python3", "/reaper/ryuk.py", "lease", own), ACK, READY_TIMEOUT
+                        )
+                    )
+                    self.description += ", and over this cluster run's own container"
                 return
             except RunnerError as exc:
                 if attempt:
@@ -86,6 +103,8 @@ class EngineLease:
         if self.held is not None:
             self.held.close()
             self.held = None
+        # `also` stays held: a cluster run's own container is still running, and its lease must end
+        # with this process, not before
         if self.connection is not None:
             self.connection.close()
             self.connection = None

@@ -6,6 +6,7 @@ out of date, so a pip-installed runner gets the reaper that the README promises,
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -77,6 +78,11 @@ def ensure(backend: Backend, notice: Notice) -> str | None:
     image = tool_image()
     if is_current(backend, image):
         return image
+    if _in_registry(image):  # a cluster's node: the client pushed the image where every node pulls it
+        with contextlib.suppress(RunnerError):
+            backend.pull_image(image)
+        if is_current(backend, image):
+            return image
     try:
         build(backend, image, notice)
         return image
@@ -90,6 +96,12 @@ def ensure(backend: Backend, notice: Notice) -> str | None:
         return None
     notice(f"using {STOCK_RYUK} as the reaper on this engine")
     return STOCK_RYUK
+
+
+def _in_registry(image: str) -> bool:
+    """A name whose first part is a registry's host (`host:5000/…`, `registry.example/…`)."""
+    first, slash, _ = image.partition("/")
+    return bool(slash) and ("." in first or ":" in first or first == "localhost")
 
 
 def main() -> int:

@@ -29,9 +29,10 @@ import time
 import urllib.parse
 from typing import Any
 
-KINDS = ("containers", "networks", "volumes")  # containers first: they keep the others in use
+KINDS = ("containers", "networks", "volumes", "images")  # containers first: they keep the others in use
 SPARED = {"org.testcontainers.ryuk": "true", "dev.runner.reaper": "true"}  # reapers, this one included
 ORCHESTRATED = "com.docker.swarm."  # an orchestrator owns these and would start them again
+ENDED = ("exited", "dead")  # an orchestrator's container in these states is only kept history
 RETRIES = 10
 RETRY_DELAY = 0.5
 POLL = 0.5
@@ -105,7 +106,10 @@ class Engine:
 
     def matching(self, kind: str, filters: dict[str, list[str]]) -> list[str]:
         query = urllib.parse.urlencode({"filters": json.dumps(filters)})
-        path = f"/containers/json?all=1&{query}" if kind == "containers" else f"/{kind}?{query}"
+        path = {
+            "containers": f"/containers/json?all=1&{query}",
+            "images": f"/images/json?{query}",
+        }.get(kind, f"/{kind}?{query}")
         status, body = self.call("GET", path)
         if status != 200:
             raise OSError(f"listing {kind} failed: {status} {error_message(body)}")
@@ -114,12 +118,17 @@ class Engine:
             item["Name"] if kind == "volumes" else item["Id"]
             for item in items
             if not SPARED.items() & (item.get("Labels") or {}).items()
-            and not any(key.startswith(ORCHESTRATED) for key in item.get("Labels") or {})
+            and (
+                not any(key.startswith(ORCHESTRATED) for key in item.get("Labels") or {})
+                # a Swarm job's container that ended: the service never starts it again (a run's own,
+                # matched by the run's label; a live service's running containers are never touched)
+                or item.get("State") in ENDED
+            )
         ]
 
     def remove(self, kind: str, ident: str) -> bool:
         """True when this call removed it, False when it was already gone."""
-        query = "?force=1&v=1" if kind == "containers" else "?force=1" if kind == "volumes" else ""
+        query = {"containers": "?force=1&v=1", "volumes": "?force=1", "images": "?force=1"}.get(kind, "")
         for _ in range(RETRIES):
             status, body = self.call("DELETE", f"/{kind}/{ident}{query}")
             if status in (200, 204):

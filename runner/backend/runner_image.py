@@ -1,0 +1,127 @@
+"""The runner's own image for a cluster: this very runner (the package and the installed distributions it
+needs) on the reaper's image, which already has Debian's Python, so that a run placed on any node of a
+cluster is driven by the same code the user runs. Built from files on this machine: no package index is
+needed on the engine side."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import sys
+import tarfile
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+
+import runner
+
+SITE = "/opt/runner/site"  # where the package and its distributions go in the image
+_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?")
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _closure(root: str = "runner") -> list[metadata.Distribution]:
+    """The installed distributions the runner needs at run time, its extras' included (`docker[ssh]`):
+    what `dev` and the other optional groups bring is left out."""
+    wanted: dict[str, metadata.Distribution] = {}
+    pending: list[tuple[str, set[str]]] = [(root, set())]
+    while pending:
+        name, extras = pending.pop()
+        try:
+            distribution = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue  # a requirement whose marker excludes this platform
+        key = _normal(distribution.metadata["Name"])
+        if key in wanted and not extras:
+            continue
+        wanted[key] = distribution
+        for requirement in distribution.requires or []:
+            text, _, marker = requirement.partition(";")
+            extra = re.search(r"extra\s*==\s*['\"]([^'\"]+)['\"]", marker)
+            if extra and extra.group(1) not in extras:
+                continue
+            match = _NAME.match(text)
+            if match is None:
+                continue
+            inner = {part.strip() for part in (match.group(2) or "").strip("[]").split(",") if part.strip()}
+            if _normal(match.group(1)) not in wanted or inner:
+                pending.append((match.group(1), inner))
+    wanted.pop(_normal(root), None)  # the package itself is copied from where it is imported
+    return sorted(wanted.values(), key=lambda d: _normal(d.metadata["Name"]))
+
+
+def _files() -> Iterator[tuple[str, Path]]:
+    """(path in the image, file on this machine) for the package and every distribution of its closure."""
+    package = Path(runner.__file__).parent
+    for path in sorted(package.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            yield f"runner/{path.relative_to(package).as_posix()}", path
+    for distribution in _closure():
+        for entry in distribution.files or []:
+            if entry.parts and entry.parts[0] == "..":
+                continue  # scripts and data outside site-packages
+            if "__pycache__" in entry.parts:
+                continue
+            located = Path(str(distribution.locate_file(entry)))
+            if located.is_file():
+                yield entry.as_posix(), located
+
+
+def content_hash() -> str:
+    """Names and sizes of every file, and the package's own files in full: a new image when the runner or
+    a dependency changed."""
+    digest = hashlib.sha256(f"{sys.version_info[:2]}".encode())
+    for name, path in _files():
+        digest.update(name.encode())
+        if name.startswith("runner/"):
+            digest.update(path.read_bytes())
+        else:
+            digest.update(str(path.stat().st_size).encode())
+    return digest.hexdigest()[:16]
+
+
+def build_context(base: str, labels: dict[str, str]) -> bytes:
+    """A tar with a Dockerfile FROM `base` and every file under site/."""
+    label_lines = "".join(f'LABEL {key}="{value}"\n' for key, value in labels.items())
+    dockerfile = (
+        f"FROM {base}\n"
+        # the reaper image's labels would spare the runner's containers from every reaper
+        'LABEL org.testcontainers.ryuk="false" dev.runner.reaper="false" dev.runner.image="1"\n'
+        f"{label_lines}"
+        f"COPY site/ {SITE}/\n"
+        f"ENV PYTHONPATH={SITE} PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1\n"
+        "WORKDIR /workspace\n"
+        'ENTRYPOINT ["python3", "-m", "runner"]\n'
+    ).encode()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        entry = tarfile.TarInfo("Dockerfile")
+        entry.size = len(dockerfile)
+        archive.addfile(entry, io.BytesIO(dockerfile))
+        for name, path in _files():
+            archive.add(str(path), arcname=f"site/{name}", recursive=False)
+    return buffer.getvalue()
+
+
+def workspace_context(base: str, folder: Path, labels: dict[str, str]) -> bytes:
+    """A tar with a Dockerfile that puts `folder` (the run's workspace, its git repository included) at
+    /workspace of an image FROM `base`."""
+    label_lines = "".join(f'LABEL {key}="{value}"\n' for key, value in labels.items())
+    dockerfile = f"FROM {base}\n{label_lines}COPY workspace/ /workspace/\n".encode()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        entry = tarfile.TarInfo("Dockerfile")
+        entry.size = len(dockerfile)
+        archive.addfile(entry, io.BytesIO(dockerfile))
+        folder_entry = tarfile.TarInfo("workspace")
+        folder_entry.type, folder_entry.mode = tarfile.DIRTYPE, 0o755
+        archive.addfile(folder_entry)
+        for path in sorted(folder.rglob("*")):
+            relative = path.relative_to(folder)
+            if path.is_symlink() or path.is_file() or path.is_dir():
+                archive.add(str(path), arcname=f"workspace/{relative.as_posix()}", recursive=False)
+    return buffer.getvalue()

@@ -1,0 +1,289 @@
+"""Runs on a Swarm cluster: `runner run --cluster` submits the run as a job whose container is this runner
+(with the run's workspace) on a node Swarm chooses, and follows it; `runner ps`, `logs` and `cancel` act
+on the cluster's runs. The client only submits and watches: the run, its `finally` and its teardown
+happen in the cluster, whatever becomes of the client."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from runner.backend import connect
+from runner.backend.docker import DockerBackend
+from runner.backend.runner_image import build_context, content_hash, workspace_context
+from runner.backend.swarm import CLUSTER_FILE, CLUSTER_RUN, ClusterJob, SwarmCluster
+from runner.commands.run import RUN_ID_VARIABLE, RunRequest, load
+from runner.config import engine_settings, read_env_file, registry_setting
+from runner.engine.context import new_run_id
+from runner.errors import ExitCode, InputError, RunnerError
+from runner.teardown import provision
+from runner.teardown.lease import CLUSTER_RUN_VARIABLE
+
+CLUSTER_IMAGE_VARIABLE = (
+    "RUNNER_CLUSTER_IMAGE"  # the run's own image, which the run deletes from the registry
+)
+
+PLACEMENT_TIMEOUT = 300.0  # a job no node takes within this is reported, and removed
+TOOL_REPOSITORY = "runner/reaper"
+RUNNER_REPOSITORY = "runner/runner"
+RUN_REPOSITORY = "runner/run"
+
+
+def run_on_cluster(console: Console, request: RunRequest, registry: str | None, detach: bool) -> int:
+    """Checks the pipeline here, ships the runner and the workspace through the registry, submits the
+    job, then follows it (or, detached, prints its id)."""
+    path, pipeline, _ = load(console, request)  # a file with problems is refused before anything ships
+    cluster = _cluster(path, registry, shipping=True)
+    run_id = new_run_id()
+    notice = _notice(console, request.quiet)
+    tool = _tool_image(cluster, notice)
+    runner_image = _runner_image(cluster, notice)
+    context = pipeline.context.resolve()
+    image = cluster.name(RUN_REPOSITORY, run_id)
+    notice(f"packing the workspace {context} into {image}")
+    cluster.build(workspace_context(runner_image, context, {CLUSTER_RUN: run_id}), image)
+    cluster.push(image)
+    cluster.forget(image)
+    job = ClusterJob(
+        run_id=run_id,
+        image=image,
+        command=("run", _relative(path, context), *forwarded(request)),
+        env={
+            RUN_ID_VARIABLE: run_id,
+            CLUSTER_RUN_VARIABLE: run_id,
+            "RUNNER_TOOL_IMAGE": tool,
+            CLUSTER_IMAGE_VARIABLE: image,
+            "NO_COLOR": "1",
+        },
+        labels={CLUSTER_FILE: str(path)},
+    )
+    service_id = cluster.submit(job)
+    if detach:
+        console.print(run_id, highlight=False)
+        return 0
+    notice(f"run {run_id} submitted to the cluster")
+    return follow(console, cluster, service_id, run_id)
+
+
+def follow(console: Console, cluster: SwarmCluster, service_id: str, run_id: str) -> int:
+    """The job's output as it comes, then its exit code. Ctrl-C cancels the run: Swarm stops the job's
+    container with the grace period, in which the runner inside runs `finally` and removes what it made."""
+    cancelled = threading.Event()
+
+    def cancel(signum: int, frame: object) -> None:
+        cancelled.set()
+
+    previous = signal.signal(signal.SIGINT, cancel)
+    previous_term = signal.signal(signal.SIGTERM, cancel)
+    try:
+        task = cluster.wait_started(service_id, PLACEMENT_TIMEOUT)
+        if task is None:
+            cluster.remove(service_id)
+            raise RunnerError(
+                f"no node took run {run_id} within {PLACEMENT_TIMEOUT:g}s",
+                "`docker service ps` on the manager says why (an image the nodes cannot pull, a "
+                "constraint no node meets)",
+            )
+        console.print(f"[dim]run {run_id} on node {escape(task.node)}[/dim]", highlight=False)
+        streamer = threading.Thread(target=_stream, args=(cluster, service_id), daemon=True)
+        streamer.start()
+        while True:
+            task = cluster.task(service_id)
+            if task is None or task.ended:
+                break
+            if cancelled.is_set():
+                console.print(f"cancelling run {run_id}: its finally runs in the cluster", highlight=False)
+                cluster.remove(service_id)
+                return int(ExitCode.INTERRUPTED)
+            time.sleep(0.3)
+        streamer.join(timeout=15)
+        if task is None:
+            raise RunnerError(f"run {run_id} was removed from the cluster before it ended")
+        if task.exit_code is None:
+            raise RunnerError(f"run {run_id} ended {task.state} on {task.node}: {task.message}")
+        return task.exit_code
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
+        if not cancelled.is_set():
+            cluster.remove(service_id)
+
+
+def _stream(cluster: SwarmCluster, service_id: str) -> None:
+    out = sys.stdout.buffer
+    for chunk in cluster.logs(service_id, follow=True):
+        out.write(chunk)
+        out.flush()
+
+
+def forwarded(request: RunRequest) -> list[str]:
+    """The options of `runner run` that mean the same inside the cluster, as arguments for it."""
+    args: list[str] = []
+    pairs = (
+        ("--image", request.images),
+        ("--env", [*_file_pairs(request.env_files), *request.env]),
+        ("--secret", [*_file_pairs(request.secret_files), *request.secrets]),
+        ("--var", request.variables),
+        ("--step", request.steps),
+        ("--trigger", request.trigger),
+    )
+    for option, values in pairs:
+        for value in values:
+            args += [option, value]
+    for option, text in (
+        ("--pipeline", request.pipeline),
+        ("--branch", request.branch),
+        ("--tag", request.tag),
+        ("--format", request.format_name),
+    ):
+        if text:
+            args += [option, text]
+    args += ["--max-parallel", str(request.max_parallel)]
+    for option, on in (
+        ("--strict", request.strict),
+        ("--no-final", request.no_final),
+        ("--skip-unsupported", request.skip_unsupported),
+        ("--send-notifications", request.send_notifications),
+        ("--quiet", request.quiet),
+        ("--verbose", request.verbose),
+    ):
+        if on:
+            args.append(option)
+    return args
+
+
+def _file_pairs(files: list[Path]) -> list[str]:
+    return [f"{key}={value}" for path in files for key, value in read_env_file(path).items()]
+
+
+def _relative(path: Path, context: Path) -> str:
+    try:
+        return path.resolve().relative_to(context).as_posix()
+    except ValueError:
+        raise InputError(
+            f"{path} is not inside {context}, the folder a cluster run ships", "run it from its folder"
+        ) from None
+
+
+def _cluster(path: Path | None, registry: str | None = None, *, shipping: bool = False) -> SwarmCluster:
+    """The manager the engine settings name; `shipping`: a run is submitted, so the registry is needed."""
+    backend = connect(engine_settings(path))
+    if not isinstance(backend, DockerBackend):
+        raise InputError("--cluster needs a Docker engine that is a Swarm manager")
+    chosen = registry or registry_setting(path) or ""
+    if shipping and not chosen:
+        raise InputError(
+            "a cluster run needs the registry its nodes pull from",
+            "give it with --registry HOST:PORT, `registry =` in runner.toml, or RUNNER_REGISTRY",
+        )
+    cluster = SwarmCluster(backend, chosen)
+    cluster.check_manager()
+    return cluster
+
+
+def _notice(console: Console, quiet: bool) -> provision.Notice:
+    def notice(line: str) -> None:
+        if not quiet:
+            console.print(f"[dim]{escape(line)}[/dim]", highlight=False)
+
+    return notice
+
+
+def _tool_image(cluster: SwarmCluster, notice: provision.Notice) -> str:
+    """The reaper every node's run uses, in the registry under its source hash."""
+    target = cluster.name(TOOL_REPOSITORY, provision.source_hash())
+    if cluster.has_pushed(target):
+        return target
+    local = provision.ensure(cluster.backend, notice)
+    if local is None or local == provision.STOCK_RYUK:
+        raise RunnerError("the runner's reaper image could not be built on the manager")
+    cluster.tag(local, target)
+    notice(f"pushing {target}")
+    cluster.push(target)
+    return target
+
+
+def _runner_image(cluster: SwarmCluster, notice: provision.Notice) -> str:
+    """This runner, on the reaper's image (Debian's Python), in the registry under a hash of its files."""
+    target = cluster.name(RUNNER_REPOSITORY, content_hash())
+    if cluster.has_pushed(target):
+        return target
+    base = provision.ensure(cluster.backend, notice)
+    if base is None or base == provision.STOCK_RYUK:
+        raise RunnerError(
+            "the runner's image needs the reaper's image on the manager, which could not be built"
+        )
+    notice(f"building {target} (this runner and its libraries, once per version)")
+    cluster.build(build_context(base, {}), target)
+    notice(f"pushing {target}")
+    cluster.push(target)
+    return target
+
+
+def ps_cluster(console: Console) -> int:
+    cluster = _cluster(None)
+    runs = cluster.runs()
+    if not runs:
+        console.print("no run on the cluster")
+        return 0
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("run", "file", "node", "state", "exit code"):
+        table.add_column(column)
+    for run in runs:
+        task = run.task
+        table.add_row(
+            run.run_id,
+            escape(run.labels.get(CLUSTER_FILE, "")),
+            escape(task.node if task else ""),
+            task.state if task else "pending",
+            "" if task is None or task.exit_code is None else str(task.exit_code),
+        )
+    console.print(table)
+    return 0
+
+
+def logs(console: Console, run_id: str, step: str | None, follow_it: bool) -> int:
+    """The run's lines as the client following it printed them; a step's alone (`STEP │ …` and the lines
+    that start and end it) with `step`."""
+    cluster = _cluster(None)
+    runs = cluster.runs(run_id)
+    if not runs:
+        raise InputError(f"no run {run_id} on the cluster", "`runner ps --cluster` lists them")
+    pending = b""
+    for chunk in cluster.logs(runs[0].service_id, follow=follow_it):
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if step is None or _of_step(line.decode("utf-8", errors="replace"), step):
+                sys.stdout.buffer.write(line + b"\n")
+        sys.stdout.buffer.flush()
+    if pending and (step is None or _of_step(pending.decode("utf-8", errors="replace"), step)):
+        sys.stdout.buffer.write(pending + b"\n")
+    sys.stdout.buffer.flush()
+    return 0
+
+
+def _of_step(line: str, step: str) -> bool:
+    name, bar, _ = line.partition("│")
+    if bar:
+        return name.strip() == step
+    words = line.split()
+    return len(words) >= 2 and words[0] in ("▶", "✓", "✗", "○", "!") and words[1] == step
+
+
+def cancel(console: Console, run_id: str) -> int:
+    cluster = _cluster(None)
+    runs = cluster.runs(run_id)
+    if not runs:
+        raise InputError(f"no run {run_id} on the cluster", "`runner ps --cluster` lists them")
+    for run in runs:
+        cluster.remove(run.service_id)
+    console.print(f"cancelled {run_id}: its container stops, its finally runs, then it is removed")
+    return 0
