@@ -378,10 +378,20 @@ def cleanup(
         list[str] | None, typer.Option("--compose", help="Resources of this docker compose project.")
     ] = None,
     exited: Annotated[bool, typer.Option("--exited", help="Only containers that are not running.")] = False,
+    cluster: Annotated[
+        bool,
+        typer.Option(
+            "--cluster", help="The Swarm cluster the engine manages: the services of runs that ended."
+        ),
+    ] = False,
     no_color: NoColor = False,
 ) -> None:
     """Remove leaked containers, networks and volumes: those of dead runs, or any tool's with --label or
     --compose. Nothing that matches no filter is ever touched."""
+    if cluster:
+        from runner.commands.cluster import cleanup_cluster
+
+        _execute(lambda: cleanup_cluster(_console(no_color), dry_run, run_id, everything))
     from runner.commands.cleanup import CleanupRequest
     from runner.commands.cleanup import cleanup as cleanup_command
 

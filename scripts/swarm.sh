@@ -17,7 +17,8 @@
 #
 # Environment:
 #   SWARM_IMAGES   images to push (space or comma separated) when none are given as arguments
-#                  (default: runner/busybox:latest runner/redis:bookworm runner/reaper:latest)
+#                  (default: runner/busybox:latest runner/redis:bookworm runner/reaper:latest
+#                  runner/base:bookworm, which the manager also builds the runner's images from)
 #                  (set but empty: push none)
 #   SWARM_WAIT     seconds to wait for an engine to answer (default 90)
 set -euo pipefail
@@ -38,7 +39,7 @@ readonly port=2375
 readonly wait_secs="${SWARM_WAIT:-90}"
 readonly lock_file=/run/runner-swarm.lock
 lock_fd=""
-readonly default_images="runner/busybox:latest runner/redis:bookworm runner/reaper:latest"
+readonly default_images="runner/busybox:latest runner/redis:bookworm runner/reaper:latest runner/base:bookworm"
 
 readonly script_name=swarm usage_text="start [IMAGE...] | stop | host"
 # shellcheck source=scripts/lib.sh

@@ -287,3 +287,22 @@ def cancel(console: Console, run_id: str) -> int:
         cluster.remove(run.service_id)
     console.print(f"cancelled {run_id}: its container stops, its finally runs, then it is removed")
     return 0
+
+
+def cleanup_cluster(console: Console, dry_run: bool, run_id: str | None, everything: bool) -> int:
+    """The services of cluster runs that ended (a detached run, or one whose client was killed); with
+    `everything`, running ones too, which cancels them (their finally runs)."""
+    cluster = _cluster(None)
+    removed = 0
+    for run in cluster.runs(run_id):
+        ended = run.task is None or run.task.ended
+        if not ended and not everything:
+            continue
+        verb = "would remove" if dry_run else "removed"
+        if dry_run or cluster.remove(run.service_id):
+            state = run.task.state if run.task else "never placed"
+            console.print(f"{verb} the service of run {run.run_id} ({state})", highlight=False)
+            removed += 1
+    if not removed:
+        console.print("no cluster run to remove")
+    return 0
