@@ -44,10 +44,13 @@ class _Running:
 
 
 class ConsoleReporter:
-    def __init__(self, console: Console, *, quiet: bool = False, verbose: bool = False) -> None:
+    def __init__(
+        self, console: Console, *, quiet: bool = False, verbose: bool = False, local_hints: bool = True
+    ) -> None:
         self.console = console
         self.quiet = quiet
         self.verbose = verbose
+        self.local_hints = local_hints  # hints naming this machine's ledger (--resume, --rerun-failed)
         self.lock = threading.Lock()
         self.running = _Running()
         self.live: Live | None = None
@@ -138,10 +141,14 @@ class ConsoleReporter:
             "failed": "[red]failed[/red]",
             "interrupted": "[yellow]was interrupted[/yellow]",
             "warning": "[yellow]succeeded with warnings[/yellow]",
-            "paused": "[yellow]stopped at a manual step[/yellow] (continue it with "
-            f"`runner run --resume {result.run_id}`)",
+            "paused": "[yellow]stopped at a manual step[/yellow]"
+            + (f" (continue it with `runner run --resume {result.run_id}`)" if self.local_hints else ""),
         }[result.status]
-        if result.status in ("failed", "interrupted") and not (result.resources and result.resources.kept):
+        if (
+            self.local_hints
+            and result.status in ("failed", "interrupted")
+            and not (result.resources and result.resources.kept)
+        ):
             outcome += f" (run what did not pass again with `runner run --rerun-failed {result.run_id}`)"
         self.console.print(f"run {result.run_id} {outcome} (exit code {result.exit_code})")
 

@@ -25,7 +25,7 @@ from runner.formats.options import LoadOptions
 from runner.formats.options import Prompt as VariablePrompt
 from runner.model import Pipeline, Step, SubflowAction
 from runner.render import ConsoleReporter, load_warning
-from runner.teardown.lease import CLUSTER_IMAGE_VARIABLE
+from runner.teardown.lease import CLUSTER_IMAGE_VARIABLE, CLUSTER_RUN_VARIABLE
 from runner.teardown.ledger import Ledger, RunRecord
 
 RUN_ID_VARIABLE = "RUNNER_RUN_ID"  # a cluster run's id, chosen by the client that submitted it
@@ -217,7 +217,13 @@ def run(console: Console, request: RunRequest) -> int:
     image_map = {**config_images(path), **parse_pairs(request.images, "--image")}
     backend = connect(engine_settings(path))
     backend.ping()
-    reporter = ConsoleReporter(console, quiet=request.quiet, verbose=request.verbose)
+    # in a cluster run's container, this machine's ledger goes with the container: no hint names it
+    reporter = ConsoleReporter(
+        console,
+        quiet=request.quiet,
+        verbose=request.verbose,
+        local_hints=not os.environ.get(CLUSTER_RUN_VARIABLE),
+    )
 
     def run_subflow(action: SubflowAction, interrupts: Interrupts) -> RunResult:
         """A subflow: its file loaded with the rendered inputs, run as a run of its own on the same engine

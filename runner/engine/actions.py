@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from runner.backend.base import TOOL_IMAGE, ContainerSpec
-from runner.engine import data_tasks, local_tasks, serdes
+from runner.engine import data_tasks, local_tasks, serdes, tarsafe
 from runner.engine.artifacts import bundles
 from runner.engine.builtin import BuiltinAction, BuiltinContext, run_builtin
 from runner.engine.container_step import Outcome, StepContext, output_marker, run_container, start_sidecars
@@ -325,7 +325,8 @@ class Actions:
                 with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
                     for member in tar.getmembers():
                         member.name = member.name.removeprefix("work").lstrip("/") or "."
-                    tar.extractall(folder, filter="data")
+                    for member in tar.getmembers():
+                        tarsafe.extract(tar, member, folder)
             self._log(step, f"runs on this machine, in {folder} (--allow-host-process)")
             result = run_on_host(
                 action,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from runner.backend.base import Backend
+from runner.engine import tarsafe
 from runner.globs import matches
 from runner.model import Artifacts
 
@@ -109,8 +110,8 @@ class ArtifactStore:
                 first, *others = targets
                 self._clear(first / relative)
                 try:
-                    stream.extract(member, first, filter="data")  # streamed: an artifact may be large
-                except tarfile.FilterError:
+                    tarsafe.extract(stream, member, first)  # streamed: an artifact may be large
+                except tarsafe.Refused:
                     refused.append(relative)
                     continue
                 for folder in others:  # the same file under a second name: copied from the first

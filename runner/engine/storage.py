@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
 from runner.backend.base import Backend
+from runner.engine import tarsafe
 from runner.engine.artifacts import ChunkReader
 from runner.errors import RunnerError
 from runner.globs import matches
@@ -67,8 +68,8 @@ class RunStorage:
                     continue
                 member.name = relative
                 try:
-                    stream.extract(member, target, filter="data")
-                except tarfile.FilterError:
+                    tarsafe.extract(stream, member, target)
+                except tarsafe.Refused:
                     continue
                 stored[relative] = self.uri(task_id, relative)
         return stored

@@ -160,6 +160,7 @@ def test_a_native_pipeline_passes_and_fails_on_the_cluster_as_it_would_here(
     failed = runner(swarm, "run", "--cluster", "--image", image, "--env", "OUTCOME=fail", str(path))
     assert failed.code == 1, failed.out + failed.err
     assert "finally-ran" in failed.out and "failed (exit code 1)" in failed.out
+    assert "--rerun-failed" not in failed.out  # the run's ledger stayed in its container
     for completed in (passed, failed):
         assert wait_until_nothing_left(swarm, run_id_of(completed.out)) == []
 
@@ -191,8 +192,9 @@ def test_kestra_and_bitbucket_files_run_on_the_cluster_with_services_and_artifac
             - step:
                 name: use
                 script: [cat out.txt]
-          final:
-            - step: {name: closing, script: [echo final-ran]}
+            - final:
+                name: closing
+                script: [echo final-ran]
         """,
     )
     images = [
