@@ -92,8 +92,8 @@ def follow(console: Console, cluster: SwarmCluster, service_id: str, run_id: str
                 "constraint no node meets)",
             )
         console.print(f"[dim]run {run_id} on node {escape(task.node)}[/dim]", highlight=False)
-        streamer = threading.Thread(target=_stream, args=(cluster, service_id), daemon=True)
-        streamer.start()
+        printer = LogPrinter(cluster, service_id, None)
+        printer.start()
         while True:
             task = cluster.task(service_id)
             if task is None or task.ended:
@@ -103,7 +103,7 @@ def follow(console: Console, cluster: SwarmCluster, service_id: str, run_id: str
                 cluster.remove(service_id)
                 return int(ExitCode.INTERRUPTED)
             time.sleep(0.3)
-        streamer.join(timeout=15)
+        printer.drain()
         if task is None:
             raise RunnerError(f"run {run_id} was removed from the cluster before it ended")
         if task.exit_code is None:
@@ -116,11 +116,40 @@ def follow(console: Console, cluster: SwarmCluster, service_id: str, run_id: str
             cluster.remove(service_id)
 
 
-def _stream(cluster: SwarmCluster, service_id: str) -> None:
-    out = sys.stdout.buffer
-    for chunk in cluster.logs(service_id, follow=True):
-        out.write(chunk)
-        out.flush()
+class LogPrinter(threading.Thread):
+    """Prints a job's output as it comes (a step's lines alone when `step` is given). Swarm's log stream
+    of a service does not end when its job does: the caller watches the task, then drains what is left."""
+
+    def __init__(self, cluster: SwarmCluster, service_id: str, step: str | None, follow: bool = True) -> None:
+        super().__init__(daemon=True, name=f"logs-{service_id[:12]}")
+        self.cluster = cluster
+        self.service_id = service_id
+        self.step = step
+        self.follow = follow
+        self.last_output = time.monotonic()
+
+    def run(self) -> None:
+        out = sys.stdout.buffer
+        pending = b""
+        for chunk in self.cluster.logs(self.service_id, follow=self.follow):
+            self.last_output = time.monotonic()
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                if self.step is None or _of_step(line.decode("utf-8", errors="replace"), self.step):
+                    out.write(line + b"\n")
+            out.flush()
+        if pending and (self.step is None or _of_step(pending.decode("utf-8", errors="replace"), self.step)):
+            out.write(pending + b"\n")
+            out.flush()
+
+    def drain(self, quiet_for: float = 1.0, at_most: float = 10.0) -> None:
+        """Returns once nothing came for `quiet_for` seconds (the tail has arrived), or after `at_most`."""
+        deadline = time.monotonic() + at_most
+        while self.is_alive() and time.monotonic() < deadline:
+            if time.monotonic() - self.last_output >= quiet_for:
+                return
+            time.sleep(0.1)
 
 
 def forwarded(request: RunRequest) -> list[str]:
@@ -251,22 +280,23 @@ def ps_cluster(console: Console) -> int:
 
 def logs(console: Console, run_id: str, step: str | None, follow_it: bool) -> int:
     """The run's lines as the client following it printed them; a step's alone (`STEP │ …` and the lines
-    that start and end it) with `step`."""
+    that start and end it) with `step`. Following, it returns when the run has ended."""
     cluster = _cluster(None)
     runs = cluster.runs(run_id)
     if not runs:
         raise InputError(f"no run {run_id} on the cluster", "`runner ps --cluster` lists them")
-    pending = b""
-    for chunk in cluster.logs(runs[0].service_id, follow=follow_it):
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            if step is None or _of_step(line.decode("utf-8", errors="replace"), step):
-                sys.stdout.buffer.write(line + b"\n")
-        sys.stdout.buffer.flush()
-    if pending and (step is None or _of_step(pending.decode("utf-8", errors="replace"), step)):
-        sys.stdout.buffer.write(pending + b"\n")
-    sys.stdout.buffer.flush()
+    service_id = runs[0].service_id
+    printer = LogPrinter(cluster, service_id, step, follow_it)
+    printer.start()
+    while follow_it:
+        task = cluster.task(service_id)
+        if task is None or task.ended:
+            break
+        time.sleep(0.3)
+    if follow_it:
+        printer.drain()
+    else:
+        printer.join(timeout=60)
     return 0
 
 

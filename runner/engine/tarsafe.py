@@ -1,6 +1,6 @@
 """Extracting a member of a tar stream as Python's "data" filter does (absolute names made relative,
-nothing that leaves the target folder, no device files, no owner or setuid bits), also on Pythons before 3.11.4,
-which lack the filters (Debian 12's Python, which a cluster run's container has, is 3.11.2)."""
+nothing that leaves the target folder, no device files, no owner or setuid bits), also on Pythons before
+3.11.4, which lack the filters (Debian 12's Python, which a cluster run's container has, is 3.11.2)."""
 
 from __future__ import annotations
 
