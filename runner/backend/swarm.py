@@ -19,6 +19,8 @@ from runner.errors import ExitCode, ResourceGone, RunnerError
 
 CLUSTER_RUN = "dev.runner.cluster-run"  # service, task container and images of one cluster run
 CLUSTER_FILE = "dev.runner.cluster-file"  # what the run runs, for `runner ps`
+CLUSTER_CANCEL = "dev.runner.cluster-cancel"  # the global job that signals a run's container
+CLUSTER_RUNNER = "dev.runner.cluster-runner"  # the runner's image a run uses, which every node can pull
 NODE_SOCKET = "/var/run/docker.sock"  # the node engine's socket, as the job's container sees it
 TERMINAL = frozenset({"complete", "failed", "shutdown", "rejected", "orphaned", "remove"})
 STOP_GRACE_SECONDS = 300  # a cancelled run's `finally` gets this long before Swarm kills it
@@ -149,6 +151,29 @@ class SwarmCluster:
         )
         return str(created["ID"])
 
+    def signal(self, run_id: str, image: str) -> str:
+        """SIGTERM to the run's container, wherever it is: a global job runs on every node, signals the
+        run's containers there and removes its own container. Returns the job's service id, to remove
+        once the run has ended."""
+        name = f"runner-cancel-{run_id}"
+        spec = docker.types.ContainerSpec(
+            image=image,
+            command=["python3", "-m", "runner.backend.swarm_signal", run_id, name],
+            labels={CLUSTER_CANCEL: run_id},
+            mounts=[docker.types.Mount(NODE_SOCKET, NODE_SOCKET, type="bind")],
+        )
+        template = docker.types.TaskTemplate(
+            container_spec=spec, restart_policy=docker.types.RestartPolicy(condition="none")
+        )
+        created = self._api(
+            "create_service",
+            template,
+            name=name,
+            labels={CLUSTER_CANCEL: run_id},
+            mode=docker.types.ServiceMode("global-job"),
+        )
+        return str(created["ID"])
+
     def runs(self, run_id: str | None = None) -> list[ClusterRun]:
         label = f"{CLUSTER_RUN}={run_id}" if run_id else CLUSTER_RUN
         services = self._api("services", filters={"label": label})
@@ -165,6 +190,11 @@ class SwarmCluster:
                 )
             )
         return sorted(found, key=lambda run: run.created)
+
+    def signallers(self, run_id: str | None = None) -> list[str]:
+        """The ids of the signalling jobs left (their client died while cancelling)."""
+        label = f"{CLUSTER_CANCEL}={run_id}" if run_id else CLUSTER_CANCEL
+        return [str(service["ID"]) for service in self._api("services", filters={"label": label})]
 
     def task(self, service_id: str) -> TaskState | None:
         """The job's one task, its latest state."""

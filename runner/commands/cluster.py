@@ -18,7 +18,16 @@ from rich.table import Table
 from runner.backend import connect
 from runner.backend.docker import DockerBackend
 from runner.backend.runner_image import build_context, content_hash, workspace_context
-from runner.backend.swarm import CLUSTER_FILE, CLUSTER_RUN, ClusterJob, SwarmCluster
+from runner.backend.swarm import (
+    CLUSTER_FILE,
+    CLUSTER_RUN,
+    CLUSTER_RUNNER,
+    STOP_GRACE_SECONDS,
+    ClusterJob,
+    ClusterRun,
+    SwarmCluster,
+    TaskState,
+)
 from runner.commands.run import RUN_ID_VARIABLE, RunRequest, load
 from runner.config import engine_settings, read_env_file, registry_setting
 from runner.engine.context import new_run_id
@@ -62,7 +71,7 @@ def run_on_cluster(console: Console, request: RunRequest, registry: str | None, 
             CLUSTER_IMAGE_VARIABLE: image,
             "NO_COLOR": "1",
         },
-        labels={CLUSTER_FILE: str(path)},
+        labels={CLUSTER_FILE: str(path), CLUSTER_RUNNER: runner_image},
     )
     service_id = cluster.submit(job)
     if detach:
@@ -100,8 +109,10 @@ def follow(console: Console, cluster: SwarmCluster, service_id: str, run_id: str
                 break
             if cancelled.is_set():
                 console.print(f"cancelling run {run_id}: its finally runs in the cluster", highlight=False)
-                cluster.remove(service_id)
-                return int(ExitCode.INTERRUPTED)
+                runs = cluster.runs(run_id)
+                ended = stop_run(cluster, runs[0]) if runs else None
+                printer.drain()
+                return ended.exit_code if ended and ended.exit_code is not None else int(ExitCode.INTERRUPTED)
             time.sleep(0.3)
         printer.drain()
         if task is None:
@@ -112,8 +123,7 @@ def follow(console: Console, cluster: SwarmCluster, service_id: str, run_id: str
     finally:
         signal.signal(signal.SIGINT, previous)
         signal.signal(signal.SIGTERM, previous_term)
-        if not cancelled.is_set():
-            cluster.remove(service_id)
+        cluster.remove(service_id)
 
 
 class LogPrinter(threading.Thread):
@@ -308,14 +318,36 @@ def _of_step(line: str, step: str) -> bool:
     return len(words) >= 2 and words[0] in ("▶", "✓", "✗", "○", "!") and words[1] == step
 
 
+def stop_run(cluster: SwarmCluster, run: ClusterRun) -> TaskState | None:
+    """Signals the run's container on its node, waits (up to the grace period) for the run to end, its
+    `finally` included, then removes its service and the signalling job. The run's task as it ended."""
+    image = run.labels.get(CLUSTER_RUNNER, "")
+    if not image:
+        raise RunnerError(f"run {run.run_id} names no runner image: it cannot be signalled")
+    signaller = cluster.signal(run.run_id, image)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS + 60
+    task = cluster.task(run.service_id)
+    try:
+        while task is not None and not task.ended and time.monotonic() < deadline:
+            time.sleep(0.5)
+            task = cluster.task(run.service_id)
+    finally:
+        # the signal has reached the run's node; on the others the job's containers remove themselves,
+        # or are never made once its service is gone
+        cluster.remove(signaller)
+        cluster.remove(run.service_id)
+    return task
+
+
 def cancel(console: Console, run_id: str) -> int:
     cluster = _cluster(None)
     runs = cluster.runs(run_id)
     if not runs:
         raise InputError(f"no run {run_id} on the cluster", "`runner ps --cluster` lists them")
-    for run in runs:
-        cluster.remove(run.service_id)
-    console.print(f"cancelled {run_id}: its container stops, its finally runs, then it is removed")
+    console.print(f"cancelling run {run_id}: its running step stops and its finally runs", highlight=False)
+    task = stop_run(cluster, runs[0])
+    code = "" if task is None or task.exit_code is None else f" (exit code {task.exit_code})"
+    console.print(f"run {run_id} ended{code}; what it made is being removed on its node", highlight=False)
     return 0
 
 
@@ -329,9 +361,18 @@ def cleanup_cluster(console: Console, dry_run: bool, run_id: str | None, everyth
         if not ended and not everything:
             continue
         verb = "would remove" if dry_run else "removed"
+        if not dry_run and not ended:
+            stop_run(cluster, run)  # a running one stops first: its finally runs
+            console.print(f"{verb} run {run.run_id}, after its finally", highlight=False)
+            removed += 1
+            continue
         if dry_run or cluster.remove(run.service_id):
             state = run.task.state if run.task else "never placed"
             console.print(f"{verb} the service of run {run.run_id} ({state})", highlight=False)
+            removed += 1
+    for signaller in cluster.signallers(run_id):  # a client that died while cancelling left it
+        if dry_run or cluster.remove(signaller):
+            console.print(f"{'would remove' if dry_run else 'removed'} a cancelling job", highlight=False)
             removed += 1
     if not removed:
         console.print("no cluster run to remove")

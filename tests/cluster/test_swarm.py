@@ -109,6 +109,10 @@ def left_of(swarm: Swarm, run_id: str) -> list[str]:
         swarm.manager, "service", "ls", "-q", "--filter", f"label=dev.runner.cluster-run={run_id}"
     )
     found += [f"service {name}" for name in services.split()]
+    cancelling = docker(
+        swarm.manager, "service", "ls", "-q", "--filter", f"label=dev.runner.cluster-cancel={run_id}"
+    )
+    found += [f"cancelling service {name}" for name in cancelling.split()]
     return found
 
 
