@@ -12,6 +12,9 @@
 4. Removing a leak of 100 labelled containers, 20 networks and 20 volumes: `runner cleanup` against a
    sequential `docker rm -f` loop (then `docker network rm`, `docker volume rm`), alternated on fresh
    leaks. Target: at most 0.3.
+5. bench/load.py: many steps, a wide parallel group, a gigabyte of output, a very long file.
+6. bench/cluster.py: 12 pipelines submitted at once to a three-node Swarm against the same 12 one after
+   another on this engine: wall times, the overhead of one run through the cluster, the spread over nodes.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import cluster  # bench/cluster.py, beside this file
 import load  # bench/load.py, beside this file
 
 from runner.backend import connect
@@ -206,6 +210,7 @@ def main() -> None:
     peer_comparison()
     cleanup_comparison()
     load.main()
+    cluster.main()
 
 
 if __name__ == "__main__":
