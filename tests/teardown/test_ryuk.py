@@ -328,3 +328,34 @@ def test_a_testcontainers_client_killed_with_sigkill_has_its_container_pruned(
             left += docker("ps", "-aq", "--filter", f"label=org.testcontainers.session-id={session}").split()
         for ident in filter(None, left):
             subprocess.run(["docker", "rm", "-f", "-v", ident], capture_output=True, check=False)
+
+
+@pytest.mark.docker
+def test_a_prune_takes_an_ended_swarm_job_container_and_images_but_never_a_running_one(
+    start_reaper: Callable[[], Reaper], made: Made
+) -> None:
+    """Swarm keeps a job's container after it ended, even once its service is gone: a prune of the run's
+    filter removes it, and the run's image, while a running container an orchestrator manages stays."""
+    reaper = start_reaper()
+    run = uuid.uuid4().hex
+    swarm = "com.docker.swarm.service.id=test"
+    running = made.container(f"test.ryuk={run}", swarm)
+    ended = made.container(f"test.ryuk={run}", swarm)
+    docker("stop", "-t", "0", ended)
+    image = f"ryuk-test:{run[:12]}"
+    built = subprocess.run(
+        ["docker", "build", "-q", "--label", f"test.ryuk={run}", "-t", image, "-"],
+        input=f"FROM {BUSYBOX}\n",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr
+    try:
+        reaper.lease(f"label=test.ryuk={run}").close()
+        wait_until(
+            lambda: not exists("container", ended) and not exists("image", image), RECONNECTION + MARGIN
+        )
+        assert exists("container", running)
+    finally:
+        subprocess.run(["docker", "rmi", "-f", image], capture_output=True, check=False)
