@@ -274,12 +274,12 @@ def ps_cluster(console: Console) -> int:
         return 0
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("run", "file", "node", "state", "exit code"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=True)
     for run in runs:
         task = run.task
         table.add_row(
             run.run_id,
-            escape(run.labels.get(CLUSTER_FILE, "")),
+            escape(Path(run.labels.get(CLUSTER_FILE, "")).name),
             escape(task.node if task else ""),
             task.state if task else "pending",
             "" if task is None or task.exit_code is None else str(task.exit_code),

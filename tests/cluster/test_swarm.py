@@ -253,7 +253,8 @@ def test_finally_runs_in_the_cluster_after_the_client_is_killed(swarm: Swarm, tm
     follower = runner(swarm, "logs", run_id, "--follow", timeout=180)
     assert "finally-ran" in follower.out, follower.out + follower.err
     listed = runner(swarm, "ps", "--cluster")
-    assert run_id in listed.out
+    row = next(line for line in listed.out.splitlines() if line.startswith(run_id))
+    assert "complete" in row and row.split()[-1] == "0", listed.out  # asked later, the client says so
     assert runner(swarm, "cleanup", "--cluster", "--run", run_id).code == 0
     assert wait_until_nothing_left(swarm, run_id) == []
 
