@@ -195,7 +195,7 @@ def test_kestra_and_bitbucket_files_run_on_the_cluster_with_services_and_artifac
                 artifacts: [out.txt]
             - step:
                 name: use
-                script: [cat out.txt]
+                script: [cat out.txt, 'test -z "$BREAK"']
             - final:
                 name: closing
                 script: [echo final-ran]
@@ -228,7 +228,19 @@ def test_kestra_and_bitbucket_files_run_on_the_cluster_with_services_and_artifac
     assert failed.code == 1, failed.out + failed.err
     for said in ("hello from cluster", "errors-ran", "finally-ran", "on purpose"):
         assert said in failed.out
-    for completed in (done, failed):
+    # the other way round: the flow passes when nothing fails, and the Bitbucket file fails when a step does
+    flow.write_text(
+        flow.read_text(encoding="utf-8").replace(
+            "{id: boom, type: io.kestra.plugin.core.execution.Fail, errorMessage: on purpose}",
+            "{id: fine, type: io.kestra.plugin.core.log.Log, message: all good}",
+        ),
+        encoding="utf-8",
+    )
+    passed = runner(swarm, "run", "--cluster", str(flow))
+    broken = runner(swarm, "run", "--cluster", *images, "--env", "BREAK=1", str(bitbucket))
+    assert passed.code == 0 and "finally-ran" in passed.out, passed.out + passed.err
+    assert broken.code == 1 and "final-ran" in broken.out, broken.out + broken.err
+    for completed in (done, failed, passed, broken):
         assert wait_until_nothing_left(swarm, run_id_of(completed.out)) == []
 
 
