@@ -65,3 +65,24 @@ alive() {
     process_state="$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" || return 1
     [[ -n "$process_state" && "$process_state" != Z ]]
 }
+
+# ensure_podman_image IMAGE DOCKERFILE_FUNCTION: build IMAGE with Podman from the Dockerfile the function
+# prints, unless it exists and was built from the same text (its hash is the label dev.runner.source-hash).
+ensure_podman_image() {
+    local image="$1" dockerfile="$2" hash have context started
+    hash="$("$dockerfile" | sha256sum | cut -c1-16)"
+    have="$(podman image inspect -f '{{index .Labels "dev.runner.source-hash"}}' "$image" 2>/dev/null || true)"
+    [[ "$have" == "$hash" ]] && return 0
+    log "building ${image}"
+    started=$SECONDS
+    context="$(mktemp -d "${TMPDIR:-/tmp}/runner-image.XXXXXX")"
+    "$dockerfile" >"${context}/Dockerfile"
+    if ! podman build -q --label "dev.runner.source-hash=${hash}" -t "$image" "$context" \
+        >"${context}/build.log" 2>&1 </dev/null; then
+        tail -n 30 "${context}/build.log" >&2
+        rm -rf "$context"
+        die "building ${image} failed"
+    fi
+    rm -rf "$context"
+    log "built ${image} in $((SECONDS - started))s"
+}

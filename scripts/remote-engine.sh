@@ -53,26 +53,6 @@ VOLUME /var/lib/docker
 EOF
 }
 
-# Build the image unless it exists and was built from the same Dockerfile.
-ensure_image() {
-    local hash have context started
-    hash="$(dockerfile | sha256sum | cut -c1-16)"
-    have="$(podman image inspect -f '{{index .Labels "dev.runner.source-hash"}}' "$image" 2>/dev/null || true)"
-    [[ "$have" == "$hash" ]] && return 0
-    log "building ${image}"
-    started=$SECONDS
-    context="$(mktemp -d "${TMPDIR:-/tmp}/runner-dind.XXXXXX")"
-    dockerfile >"${context}/Dockerfile"
-    if ! podman build -q --label "dev.runner.source-hash=${hash}" -t "$image" "$context" \
-        >"${context}/build.log" 2>&1 </dev/null; then
-        tail -n 30 "${context}/build.log" >&2
-        rm -rf "$context"
-        die "building ${image} failed"
-    fi
-    rm -rf "$context"
-    log "built ${image} in $((SECONDS - started))s"
-}
-
 container_state() {
     podman container inspect -f '{{.State.Status}}' "$name" 2>/dev/null || true
 }
@@ -136,7 +116,7 @@ start_engine() {
         [[ -n "$ip" ]] && answers "$ip" && return 0
         log "${name} runs but its API does not answer: recreating it"
     fi
-    ensure_image
+    ensure_podman_image "$image" dockerfile
     if [[ -n "${REMOTE_ENGINE_STORAGE_DRIVER:-}" ]]; then
         run_engine "$REMOTE_ENGINE_STORAGE_DRIVER" || die "dockerd did not start with storage driver ${REMOTE_ENGINE_STORAGE_DRIVER}"
         driver="$REMOTE_ENGINE_STORAGE_DRIVER"

@@ -59,25 +59,6 @@ VOLUME /var/lib/docker
 EOF
 }
 
-ensure_image() {
-    local hash have context started
-    hash="$(dockerfile | sha256sum | cut -c1-16)"
-    have="$(podman image inspect -f '{{index .Labels "dev.runner.source-hash"}}' "$image" 2>/dev/null || true)"
-    [[ "$have" == "$hash" ]] && return 0
-    log "building ${image}"
-    started=$SECONDS
-    context="$(mktemp -d "${TMPDIR:-/tmp}/runner-swarm.XXXXXX")"
-    dockerfile >"${context}/Dockerfile"
-    if ! podman build -q --label "dev.runner.source-hash=${hash}" -t "$image" "$context" \
-        >"${context}/build.log" 2>&1 </dev/null; then
-        tail -n 30 "${context}/build.log" >&2
-        rm -rf "$context"
-        die "building ${image} failed"
-    fi
-    rm -rf "$context"
-    log "built ${image} in $((SECONDS - started))s"
-}
-
 state_of() {
     podman container inspect -f '{{.State.Status}}' "$1" 2>/dev/null || true
 }
@@ -216,7 +197,7 @@ start)
     take_lock "$lock_file" 900
     started=$SECONDS
     "${top}/scripts/podman.sh" start "$base" >/dev/null {lock_fd}>&-
-    ensure_image
+    ensure_podman_image "$image" dockerfile
     ensure_network
     ensure_registry
     for index in 0 1 2; do

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Completed
+from tests.test_cli import read_until
 
 pytestmark = pytest.mark.docker
 TOP = Path(__file__).resolve().parents[2]
@@ -257,7 +258,7 @@ def test_finally_runs_in_the_cluster_after_the_client_is_killed(swarm: Swarm, tm
     path = write(tmp_path, "runner.yml", LONG.replace("sleep 60", "sleep 8"))
     image = f"busybox={swarm.image('runner/busybox:latest')}"
     client = start(swarm, "run", "--cluster", "--image", image, str(path))
-    seen = _read_until(client, "long-running")
+    seen = read_until(client, "long-running", timeout=300)[0]
     run_id = run_id_of(seen)
     os.killpg(client.pid, signal.SIGKILL)
     client.wait(timeout=10)
@@ -278,7 +279,7 @@ def test_cancel_stops_the_step_runs_finally_and_leaves_nothing(swarm: Swarm, tmp
     assert detached.code == 0, detached.out + detached.err
     run_id = detached.out.strip().splitlines()[-1]
     follower = start(swarm, "logs", run_id, "--follow")
-    _read_until(follower, "long-running")
+    read_until(follower, "long-running", timeout=300)
     node = _node_of(swarm, run_id)
     since = str(int(time.time()))
     started = time.monotonic()
@@ -302,7 +303,7 @@ def test_a_run_whose_node_side_process_is_killed_leaves_nothing(swarm: Swarm, tm
     path = write(tmp_path, "runner.yml", LONG)
     image = f"busybox={swarm.image('runner/busybox:latest')}"
     client = start(swarm, "run", "--cluster", "--image", image, str(path))
-    run_id = run_id_of(_read_until(client, "long-running"))
+    run_id = run_id_of(read_until(client, "long-running", timeout=300)[0])
     node = _node_of(swarm, run_id)
     job = docker(
         f"tcp://{node}:2375", "ps", "-q", "--filter", f"label=dev.runner.cluster-run={run_id}"
@@ -319,51 +320,3 @@ def _node_of(swarm: Swarm, run_id: str) -> str:
         if docker(f"tcp://{node}:2375", "ps", "-q", "--filter", f"label=dev.runner.cluster-run={run_id}"):
             return node
     raise AssertionError(f"run {run_id} runs on no node")
-
-
-def _read_until(process: subprocess.Popen[str], marker: str, timeout: float = 300) -> str:
-    assert process.stdout is not None
-    seen = ""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        seen += line
-        if marker in line:
-            return seen
-    raise AssertionError(f"no {marker!r} in:\n{seen}")
-
-
-def test_sweeps_on_a_node_never_touch_a_live_services_containers(swarm: Swarm) -> None:
-    """A running container of a live Swarm service, even one that carries a run's label, survives
-    `runner cleanup --all` of that run on its node: Swarm would only start it again."""
-    run_id = "livesvc0001"
-    service = docker(
-        swarm.manager, "service", "create", "-d", "-q", "--name", f"runner-test-{run_id}",
-        "--container-label", f"dev.runner.run-id={run_id}", "--constraint", "node.role==manager",
-        swarm.image("runner/busybox:latest"), "sleep", "600",
-    ).strip()  # fmt: skip
-    try:
-        manager = swarm.manager
-        deadline = time.monotonic() + 120
-        running: list[str] = []
-        while not running and time.monotonic() < deadline:
-            time.sleep(0.5)
-            running = docker(manager, "ps", "-q", "--filter", f"label=dev.runner.run-id={run_id}").split()
-        assert running, "the service's container runs"
-        env = {**os.environ, "DOCKER_HOST": manager}
-        swept = subprocess.run(
-            [sys.executable, "-m", "runner", "cleanup", "--all", "--run", run_id],
-            capture_output=True, text=True, timeout=120, check=False, env=env,
-        )  # fmt: skip
-        assert swept.returncode == 0, swept.stdout + swept.stderr
-        assert docker(manager, "ps", "-q", "--filter", f"label=dev.runner.run-id={run_id}").split() == running
-    finally:
-        docker(swarm.manager, "service", "rm", service)
-        for node in NODES:  # Swarm leaves the stopped container: ours to remove, as a test's
-            host = f"tcp://{node}:2375"
-            for container in docker(
-                host, "ps", "-aq", "--filter", f"label=dev.runner.run-id={run_id}"
-            ).split():
-                docker(host, "rm", "-f", container)
