@@ -69,20 +69,20 @@ alive() {
 # ensure_podman_image IMAGE DOCKERFILE_FUNCTION: build IMAGE with Podman from the Dockerfile the function
 # prints, unless it exists and was built from the same text (its hash is the label dev.runner.source-hash).
 ensure_podman_image() {
-    local image="$1" dockerfile="$2" hash have context started
+    local target="$1" dockerfile="$2" hash have context started
     hash="$("$dockerfile" | sha256sum | cut -c1-16)"
-    have="$(podman image inspect -f '{{index .Labels "dev.runner.source-hash"}}' "$image" 2>/dev/null || true)"
+    have="$(podman image inspect -f '{{index .Labels "dev.runner.source-hash"}}' "$target" 2>/dev/null || true)"
     [[ "$have" == "$hash" ]] && return 0
-    log "building ${image}"
+    log "building ${target}"
     started=$SECONDS
     context="$(mktemp -d "${TMPDIR:-/tmp}/runner-image.XXXXXX")"
     "$dockerfile" >"${context}/Dockerfile"
-    if ! podman build -q --label "dev.runner.source-hash=${hash}" -t "$image" "$context" \
+    if ! podman build -q --label "dev.runner.source-hash=${hash}" -t "$target" "$context" \
         >"${context}/build.log" 2>&1 </dev/null; then
         tail -n 30 "${context}/build.log" >&2
         rm -rf "$context"
-        die "building ${image} failed"
+        die "building ${target} failed"
     fi
     rm -rf "$context"
-    log "built ${image} in $((SECONDS - started))s"
+    log "built ${target} in $((SECONDS - started))s"
 }
