@@ -320,3 +320,37 @@ def _node_of(swarm: Swarm, run_id: str) -> str:
         if docker(f"tcp://{node}:2375", "ps", "-q", "--filter", f"label=dev.runner.cluster-run={run_id}"):
             return node
     raise AssertionError(f"run {run_id} runs on no node")
+
+
+def test_sweeps_on_a_node_never_touch_a_live_services_containers(swarm: Swarm) -> None:
+    """A running container of a live Swarm service, even one that carries a run's label, survives
+    `runner cleanup --all` of that run on its node: Swarm would only start it again."""
+    run_id = "livesvc0001"
+    service = docker(
+        swarm.manager, "service", "create", "-d", "-q", "--name", f"runner-test-{run_id}",
+        "--container-label", f"dev.runner.run-id={run_id}", "--constraint", "node.role==manager",
+        swarm.image("runner/busybox:latest"), "sleep", "600",
+    ).strip()  # fmt: skip
+    try:
+        manager = swarm.manager
+        deadline = time.monotonic() + 120
+        running: list[str] = []
+        while not running and time.monotonic() < deadline:
+            time.sleep(0.5)
+            running = docker(manager, "ps", "-q", "--filter", f"label=dev.runner.run-id={run_id}").split()
+        assert running, "the service's container runs"
+        env = {**os.environ, "DOCKER_HOST": manager}
+        swept = subprocess.run(
+            [sys.executable, "-m", "runner", "cleanup", "--all", "--run", run_id],
+            capture_output=True, text=True, timeout=120, check=False, env=env,
+        )  # fmt: skip
+        assert swept.returncode == 0, swept.stdout + swept.stderr
+        assert docker(manager, "ps", "-q", "--filter", f"label=dev.runner.run-id={run_id}").split() == running
+    finally:
+        docker(swarm.manager, "service", "rm", service)
+        for node in NODES:  # Swarm leaves the stopped container: ours to remove, as a test's
+            host = f"tcp://{node}:2375"
+            for container in docker(
+                host, "ps", "-aq", "--filter", f"label=dev.runner.run-id={run_id}"
+            ).split():
+                docker(host, "rm", "-f", container)
