@@ -9,7 +9,7 @@ import io
 import json
 import tempfile
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -77,17 +77,23 @@ def _read_csv(data: bytes, action: SerdesAction) -> Records:
 def _write_csv(records: Records, action: SerdesAction) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=action.separator, quotechar=action.quote, lineterminator="\n")
-    header = _columns(records)
-    if header and action.header:
-        writer.writerow(header)
+    writer.writerows(_table(records, action.header, _cell))
+    return buffer.getvalue().encode(action.charset)
+
+
+def _table(records: Records, header: bool, cell: Callable[[Any], Any]) -> Iterator[list[Any]]:
+    """The rows of a table of the records: their columns first (when `header`), then one row per record,
+    a map by those columns, a list as it is, anything else as one cell."""
+    columns = _columns(records)
+    if columns and header:
+        yield list(columns)
     for record in records:
         if isinstance(record, dict):
-            writer.writerow([_cell(record.get(column)) for column in header])
+            yield [cell(record.get(column)) for column in columns]
         elif isinstance(record, list):
-            writer.writerow([_cell(value) for value in record])
+            yield [cell(value) for value in record]
         else:
-            writer.writerow([_cell(record)])
-    return buffer.getvalue().encode(action.charset)
+            yield [cell(record)]
 
 
 def _columns(records: Records) -> list[str]:
@@ -375,16 +381,8 @@ def _workbook(sheets: dict[str, Records], action: SerdesAction) -> bytes:
     book.remove(book.active) if book.active is not None else None
     for title, records in sheets.items():
         sheet = book.create_sheet(title=title[:31])  # Excel's limit on a sheet's name
-        header = _columns(records)
-        if header and action.header:
-            sheet.append(header)
-        for record in records:
-            if isinstance(record, dict):
-                sheet.append([_excel_cell(record.get(column)) for column in header])
-            elif isinstance(record, list):
-                sheet.append([_excel_cell(value) for value in record])
-            else:
-                sheet.append([_excel_cell(record)])
+        for row in _table(records, action.header, _excel_cell):
+            sheet.append(row)
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
