@@ -256,7 +256,3 @@ class SwarmCluster:
         except ResourceGone:
             return False
         return True
-
-    def nodes(self) -> list[str]:
-        listed = self._api("nodes")
-        return sorted(str(node.get("Description", {}).get("Hostname", "")) for node in listed)
