@@ -84,44 +84,41 @@ def content_hash() -> str:
     return digest.hexdigest()[:16]
 
 
-def build_context(base: str, labels: dict[str, str]) -> bytes:
+def build_context(base: str) -> bytes:
     """A tar with a Dockerfile FROM `base` and every file under site/."""
-    label_lines = "".join(f'LABEL {key}="{value}"\n' for key, value in labels.items())
     dockerfile = (
         f"FROM {base}\n"
         # the reaper image's labels would spare the runner's containers from every reaper
         'LABEL org.testcontainers.ryuk="false" dev.runner.reaper="false" dev.runner.image="1"\n'
-        f"{label_lines}"
         f"COPY site/ {SITE}/\n"
         f"ENV PYTHONPATH={SITE} PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1\n"
         "WORKDIR /workspace\n"
         'ENTRYPOINT ["python3", "-m", "runner"]\n'
-    ).encode()
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        entry = tarfile.TarInfo("Dockerfile")
-        entry.size = len(dockerfile)
-        archive.addfile(entry, io.BytesIO(dockerfile))
-        for name, path in _files():
-            archive.add(str(path), arcname=f"site/{name}", recursive=False)
-    return buffer.getvalue()
+    )
+    return _context(dockerfile, [(f"site/{name}", path) for name, path in _files()])
 
 
 def workspace_context(base: str, folder: Path, labels: dict[str, str]) -> bytes:
     """A tar with a Dockerfile that puts `folder` (the run's workspace, its git repository included) at
     /workspace of an image FROM `base`."""
     label_lines = "".join(f'LABEL {key}="{value}"\n' for key, value in labels.items())
-    dockerfile = f"FROM {base}\n{label_lines}COPY workspace/ /workspace/\n".encode()
+    dockerfile = f"FROM {base}\n{label_lines}COPY workspace/ /workspace/\n"
+    files = [("workspace", folder)] + [
+        (f"workspace/{path.relative_to(folder).as_posix()}", path)
+        for path in sorted(folder.rglob("*"))
+        if path.is_symlink() or path.is_file() or path.is_dir()
+    ]
+    return _context(dockerfile, files)
+
+
+def _context(dockerfile: str, files: list[tuple[str, Path]]) -> bytes:
+    """A build context: the Dockerfile, then each (name in the context, file or folder here)."""
+    text = dockerfile.encode()
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
         entry = tarfile.TarInfo("Dockerfile")
-        entry.size = len(dockerfile)
-        archive.addfile(entry, io.BytesIO(dockerfile))
-        folder_entry = tarfile.TarInfo("workspace")
-        folder_entry.type, folder_entry.mode = tarfile.DIRTYPE, 0o755
-        archive.addfile(folder_entry)
-        for path in sorted(folder.rglob("*")):
-            relative = path.relative_to(folder)
-            if path.is_symlink() or path.is_file() or path.is_dir():
-                archive.add(str(path), arcname=f"workspace/{relative.as_posix()}", recursive=False)
+        entry.size = len(text)
+        archive.addfile(entry, io.BytesIO(text))
+        for name, path in files:
+            archive.add(str(path), arcname=name, recursive=False)
     return buffer.getvalue()

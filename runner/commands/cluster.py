@@ -260,7 +260,7 @@ def _runner_image(cluster: SwarmCluster, notice: provision.Notice) -> str:
             "the runner's image needs the reaper's image on the manager, which could not be built"
         )
     notice(f"building {target} (this runner and its libraries, once per version)")
-    cluster.build(build_context(base, {}), target)
+    cluster.build(build_context(base), target)
     notice(f"pushing {target}")
     cluster.push(target)
     return target

@@ -73,6 +73,13 @@ def server() -> Iterator[str]:
     httpd.server_close()
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 def flow(tmp_path: Path, tasks: str, top: str = "") -> Path:
     path = tmp_path / "flow.yml"
     path.write_text(HEAD + top + "tasks:\n" + tasks, encoding="utf-8")
@@ -528,9 +535,7 @@ def test_a_postgresql_query_against_a_database_the_flow_starts(tmp_path: Path) -
     """jdbc.postgresql.Query (Kestra's JDBC plugin): `url` jdbc:postgresql://host:port/db, `username`,
     `password`, fetchType FETCH gives `rows`. The flow starts its database with docker.Run (wait: false,
     a published port) and retries the query until it answers; `finally` stops it."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     text = HEAD + (
         "tasks:\n"
         "  - id: db\n    type: io.kestra.plugin.docker.Run\n    containerImage: runner/postgres:bookworm\n"
@@ -554,13 +559,6 @@ def test_a_postgresql_query_against_a_database_the_flow_starts(tmp_path: Path) -
     assert result.exit_code == 0, result.results
     assert reporter.output("show") == ["42 postgres"]
     assert labelled_of(result.run_id) == []
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.mark.docker
