@@ -144,3 +144,40 @@ def config_images(pipeline_path: Path) -> dict[str, str]:
             )
         images.update(table)
     return images
+
+
+def config_exclusions(pipeline_path: Path, defaults: tuple[str, ...]) -> tuple[str, ...]:
+    """What the copy of the source tree leaves out: `defaults`, unless `[workspace] default_excludes =
+    false`, plus `[workspace] exclude`, from runner.toml in the working directory, then beside the
+    pipeline file."""
+    patterns = list(defaults)
+    for path, data in _config_files(pipeline_path):
+        table = data.get("workspace", {})
+        if not isinstance(table, dict):
+            raise InputError(
+                f"{path}: [workspace] must be a table", 'write e.g. [workspace] exclude = ["node_modules"]'
+            )
+        unknown = sorted(set(table) - {"exclude", "default_excludes"})
+        if unknown:
+            raise InputError(
+                f"{path}: [workspace] has no setting {unknown[0]!r}",
+                "it takes `exclude` (a list of names or paths) and `default_excludes` (true or false)",
+            )
+        keep_defaults = table.get("default_excludes", True)
+        if not isinstance(keep_defaults, bool):
+            raise InputError(
+                f"{path}: [workspace] default_excludes must be true or false",
+                "write default_excludes = false",
+            )
+        if not keep_defaults:
+            patterns = [p for p in patterns if p not in defaults]
+        exclude = table.get("exclude", [])
+        if not isinstance(exclude, list) or not all(
+            isinstance(item, str) and item.strip("/") for item in exclude
+        ):
+            raise InputError(
+                f"{path}: [workspace] exclude must be a list of names or paths",
+                'write e.g. exclude = ["node_modules", "*.log", "data/raw"]',
+            )
+        patterns += [item for item in exclude if item not in patterns]
+    return tuple(patterns)

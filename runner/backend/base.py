@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -134,7 +134,9 @@ class Backend(Protocol):
         """The image's labels; empty when the image is missing."""
         ...
 
-    def put_archive(self, container_id: str, path: str, data: bytes) -> None: ...
+    def put_archive(self, container_id: str, path: str, data: bytes | Iterable[bytes]) -> None:
+        """Unpack a tar archive into the container at `path`; given as chunks, it is streamed."""
+        ...
 
     def get_archive(self, container_id: str, path: str) -> Iterator[bytes]:
         """A tar stream of `path` in the container (running or stopped), as chunks."""

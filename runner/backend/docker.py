@@ -14,7 +14,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -352,7 +352,7 @@ class DockerBackend:
             return {}
         return dict(config.get("Labels") or {})
 
-    def put_archive(self, container_id: str, path: str, data: bytes) -> None:
+    def put_archive(self, container_id: str, path: str, data: bytes | Iterable[bytes]) -> None:
         self._call(lambda: self.api.put_archive(container_id, path, data))
 
     def get_archive(self, container_id: str, path: str) -> Iterator[bytes]:

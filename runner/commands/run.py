@@ -11,13 +11,14 @@ from rich.prompt import Confirm, Prompt
 
 from runner.backend import connect
 from runner.backend.registry import delete_image
-from runner.config import config_images, engine_settings, parse_pairs, read_env_file
+from runner.config import config_exclusions, config_images, engine_settings, parse_pairs, read_env_file
 from runner.engine import reuse
 from runner.engine.executor import ConfirmManual, Executor, RunOptions
 from runner.engine.interrupts import Interrupts
 from runner.engine.reuse import CarriedStep
 from runner.engine.selection import only, select_steps, triggered, without_final
 from runner.engine.status import RunResult
+from runner.engine.workspace import DEFAULT_EXCLUDES, Exclusions, SourceTree
 from runner.errors import InputError
 from runner.formats import find_default, load_pipeline
 from runner.formats.kestra.compile import find_flow
@@ -264,8 +265,22 @@ def run(console: Console, request: RunRequest) -> int:
         subflows=run_subflow,
         send_notifications=request.send_notifications,
         run_id=os.environ.get(RUN_ID_VARIABLE, ""),
+        exclude=config_exclusions(path, DEFAULT_EXCLUDES),
     )
+    if request.verbose:
+        _show_exclusions(console, pipeline, options.exclude)
     return Executor(pipeline, backend, ledger, reporter, options).run().exit_code
+
+
+def _show_exclusions(console: Console, pipeline: Pipeline, patterns: tuple[str, ...]) -> None:
+    """What the copy of the source tree leaves out, and why, for `runner run -v`."""
+    left_out = SourceTree(pipeline.context, pipeline.source_files, Exclusions(patterns)).excluded()
+    why = "what .gitignore hides, and " if pipeline.source_files is not None else ""
+    console.print(
+        f"[dim]the copy of {escape(str(pipeline.context))} leaves out {why}what matches "
+        f"{escape(', '.join(patterns)) or 'nothing'} (\\[workspace] exclude and default_excludes in "
+        f"runner.toml): {escape(', '.join(left_out)) if left_out else 'nothing here'}[/dim]"
+    )
 
 
 def _env(files: list[Path], pairs: list[str], option: str) -> dict[str, str]:

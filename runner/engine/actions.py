@@ -513,7 +513,7 @@ class Actions:
             self._seed_workspace(container_id)
         elif action.source == "copy" and action.clone and action.workdir:
             self.run.backend.put_archive(
-                container_id, "/", self.run.source.archive(action.workdir, action.clone_paths)
+                container_id, "/", self.run.source.stream(action.workdir, action.clone_paths)
             )
         if action.source == "copy" and action.download_artifacts and action.workdir:
             restored = self.run.artifacts.archive(action.workdir, action.download_names)
@@ -529,7 +529,7 @@ class Actions:
             return
         with self.run.seed_lock:
             if not self.run.seeded:
-                self.run.backend.put_archive(container_id, WORKSPACE, self.run.source.archive())
+                self.run.backend.put_archive(container_id, WORKSPACE, self.run.source.stream())
                 self.run.seeded = True
 
     def remove_later(self, step_id: str) -> None:

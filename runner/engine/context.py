@@ -21,7 +21,7 @@ from runner.engine.status import Block, RunResult, StepResult, StepStatus
 from runner.engine.storage import RunStorage
 from runner.engine.templating import RunTemplates
 from runner.engine.variables import SHARED_FILE, SharedVariables
-from runner.engine.workspace import SourceTree
+from runner.engine.workspace import DEFAULT_EXCLUDES, Exclusions, SourceTree
 from runner.model import ContainerRun, Group, Mount, Node, Pipeline, Step, SubflowAction
 from runner.teardown.ledger import Ledger
 from runner.teardown.manager import TeardownManager
@@ -54,6 +54,7 @@ class RunOptions:
     subflows: SubflowRunner | None = None  # None: a subflow step fails, saying it needs one
     send_notifications: bool = False  # notification steps only show their message unless this is set
     run_id: str = ""  # the run's id when it was chosen before (a cluster run's); a new one otherwise
+    exclude: tuple[str, ...] = DEFAULT_EXCLUDES  # what the copy of the source tree leaves out
 
 
 def new_run_id() -> str:
@@ -103,7 +104,7 @@ class RunContext:
         self.seed_lock = threading.Lock()
         self.confirm_lock = threading.Lock()
         self.seeded = not pipeline.workspace or options.bind
-        self.source = SourceTree(pipeline.context, pipeline.source_files)
+        self.source = SourceTree(pipeline.context, pipeline.source_files, Exclusions(options.exclude))
         self.removals = ThreadPoolExecutor(max_workers=4, thread_name_prefix="remove")
         self.pending_removals: list[Future[object]] = []
         self.log_dir = ledger.directory / "logs" / self.run_id

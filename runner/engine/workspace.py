@@ -1,88 +1,111 @@
-"""The source tree a run starts from, as a tar: for the shared workspace volume, or a fresh copy per step."""
+"""The source tree a run starts from, as a tar stream: for the shared workspace volume, or a fresh copy per
+step. Nothing of it is held in memory: each archive is read from disk as the engine takes it."""
 
 from __future__ import annotations
 
-import io
-import tarfile
-import threading
-from collections.abc import Callable
+import fnmatch
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from runner.globs import matches
+from runner.tarstream import TarWriter, coalesced, directory_member
 
-SKIPPED_NAMES = frozenset({".venv", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"})
+# What no step needs and every checkout grows: virtual environments and tools' caches.
+DEFAULT_EXCLUDES = (".venv", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache")
+
+
+@dataclass(frozen=True)
+class Exclusions:
+    """Patterns of what the copy leaves out: a name (`node_modules`, `*.log`) anywhere in the tree, or a
+    path from its top when the pattern holds a `/` (`data/raw`, `build/*.o`)."""
+
+    patterns: tuple[str, ...] = DEFAULT_EXCLUDES
+
+    def excludes(self, relative: str) -> bool:
+        parts = relative.split("/")
+        for pattern in self.patterns:
+            if "/" in pattern:
+                anchored = pattern.strip("/")
+                if any(
+                    fnmatch.fnmatchcase("/".join(parts[:depth]), anchored)
+                    for depth in range(1, len(parts) + 1)
+                ):
+                    return True
+            elif any(fnmatch.fnmatchcase(part, pattern) for part in parts):
+                return True
+        return False
 
 
 class SourceTree:
-    """Builds each archive once per run; a step that copies the tree gets it under its working directory."""
+    """The run's source tree; a step that copies it gets it under its working directory."""
 
-    def __init__(self, directory: Path, files: tuple[str, ...] | None) -> None:
+    def __init__(
+        self, directory: Path, files: tuple[str, ...] | None, exclusions: Exclusions = Exclusions()
+    ) -> None:
         self.directory = directory
-        self.files = files
-        self.archives: dict[tuple[str, tuple[str, ...]], bytes] = {}
-        self.lock = threading.Lock()
+        self.files = files  # the files git lists, when the tree is a checkout: what a clone would hold
+        self.exclusions = exclusions
 
-    def archive(self, prefix: str = "", only: tuple[str, ...] = ()) -> bytes:
-        """The tree under `prefix`; with `only`, just the files those globs match (and `.git`)."""
-        with self.lock:
-            key = (prefix, only)
-            if key not in self.archives:
-                self.archives[key] = self._build(prefix.strip("/"), only)
-            return self.archives[key]
+    def stream(self, prefix: str = "", only: tuple[str, ...] = ()) -> Iterator[bytes]:
+        """The tree under `prefix`, as chunks of a tar stream; with `only`, just the files those globs
+        match (and `.git`)."""
+        prefix = prefix.strip("/")
+        writer = TarWriter()
 
-    def _build(self, prefix: str, only: tuple[str, ...] = ()) -> bytes:
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w") as tar:
-            if prefix:
-                self._add_parents(tar, prefix)
-            for path in self._paths():
-                arcname = (
-                    f"{prefix}/{path.relative_to(self.directory).as_posix()}"
-                    if prefix
-                    else (path.relative_to(self.directory).as_posix())
-                )
-                tar.add(
-                    path,
-                    arcname=arcname,
-                    recursive=self.files is None or path.name == ".git",
-                    filter=_skip_caches if not only else _only(only, prefix),
-                )
-        return buffer.getvalue()
+        def pieces() -> Iterator[bytes]:
+            parts = prefix.split("/") if prefix else []
+            for depth in range(1, len(parts) + 1):
+                yield writer.header(directory_member("/".join(parts[:depth])))
+            for path, relative in self.entries(only):
+                info = writer.describe(path, f"{prefix}/{relative}" if prefix else relative)
+                if info is not None:
+                    yield from writer.member(path, info)
 
-    def _paths(self) -> list[Path]:
+        return coalesced(pieces())
+
+    def entries(self, only: tuple[str, ...] = ()) -> Iterator[tuple[Path, str]]:
+        """Each file and folder the copy holds, with its path relative to the tree, in name order."""
+        for top in self._tops():
+            yield from self._walk(top, top.relative_to(self.directory).as_posix(), only)
+
+    def _walk(self, path: Path, relative: str, only: tuple[str, ...]) -> Iterator[tuple[Path, str]]:
+        if self.exclusions.excludes(relative):
+            return
+        in_git = relative == ".git" or relative.startswith(".git/")
+        folder = path.is_dir() and not path.is_symlink()
+        if folder or in_git or not only or matches(relative, only, contents=True):
+            yield path, relative
+        if folder and (self.files is None or in_git):
+            try:
+                children = sorted(child.name for child in path.iterdir())
+            except OSError:
+                return
+            for name in children:
+                yield from self._walk(path / name, f"{relative}/{name}", only)
+
+    def _tops(self) -> list[Path]:
         if self.files is None:
-            return [path for path in sorted(self.directory.iterdir()) if path.name not in SKIPPED_NAMES]
+            return sorted(self.directory.iterdir())
         listed = [self.directory / name for name in self.files]
         git = self.directory / ".git"
         return [path for path in listed if path.exists() or path.is_symlink()] + (
             [git] if git.is_dir() else []
         )
 
-    def _add_parents(self, tar: tarfile.TarFile, prefix: str) -> None:
-        parts = prefix.split("/")
+    def excluded(self) -> list[str]:
+        """What the exclusions leave out, for `runner run -v`: each folder once, not the files inside it."""
+        found: dict[str, None] = {}
+        for top in self._tops():
+            self._find_excluded(top, top.relative_to(self.directory).as_posix(), found)
+        return list(found)
+
+    def _find_excluded(self, path: Path, relative: str, found: dict[str, None]) -> None:
+        parts = relative.split("/")
         for depth in range(1, len(parts) + 1):
-            info = tarfile.TarInfo("/".join(parts[:depth]))
-            info.type = tarfile.DIRTYPE
-            info.mode = 0o755
-            tar.addfile(info)
-
-
-def _only(globs: tuple[str, ...], prefix: str) -> Callable[[tarfile.TarInfo], tarfile.TarInfo | None]:
-    """A filter that keeps `.git`, the directories, and the files the globs match."""
-
-    def keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
-        if _skip_caches(info) is None:
-            return None
-        relative = info.name.removeprefix(prefix).lstrip("/") if prefix else info.name
-        if info.isdir() or relative == ".git" or relative.startswith(".git/"):
-            return info
-        return info if matches(relative, globs, contents=True) else None
-
-    return keep
-
-
-def _skip_caches(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
-    parts = Path(info.name).parts
-    if any(part in SKIPPED_NAMES for part in parts):
-        return None
-    return info
+            if self.exclusions.excludes(prefix := "/".join(parts[:depth])):
+                found[prefix] = None
+                return
+        if path.is_dir() and not path.is_symlink() and (self.files is None or relative == ".git"):
+            for child in sorted(path.iterdir()):
+                self._find_excluded(child, f"{relative}/{child.name}", found)

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from runner.durations import parse_duration
+from runner.formats.gitrepo import Checkout
 from runner.formats.options import LoadOptions
 from runner.formats.ports import parse_port
 from runner.formats.schema import Spec, validate
@@ -155,6 +156,7 @@ class _Compiler:
             name=spec.name or self.source.parent.name or "pipeline",
             source=self.source,
             context=self.source.parent,
+            source_files=Checkout(self.source.parent).files,  # what .gitignore hides stays out, as in a clone
             services=services,
             steps=blocks["steps"],
             errors=blocks["errors"],
