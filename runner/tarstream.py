@@ -25,9 +25,12 @@ class TarWriter:
     def describe(self, path: Path, arcname: str) -> tarfile.TarInfo | None:
         """The member for `path`; None when it vanished or is a socket or other thing tar cannot hold."""
         try:
-            return self._describer.gettarinfo(str(path), arcname)
+            info = self._describer.gettarinfo(str(path), arcname)
         except FileNotFoundError:
             return None
+        if info is not None:
+            info.mtime = int(info.mtime)  # a fraction of a second would cost every member a PAX header
+        return info
 
     @staticmethod
     def header(info: tarfile.TarInfo) -> bytes:
@@ -75,6 +78,12 @@ def coalesced(pieces: Iterable[bytes]) -> Iterator[bytes]:
     """Pieces gathered into chunks of about CHUNK bytes: thousands of small files make few HTTP chunks."""
     pending = bytearray()
     for piece in pieces:
+        if len(piece) >= CHUNK // 2:  # a file's data: passed on as it is, not copied again
+            if pending:
+                yield bytes(pending)
+                pending.clear()
+            yield piece
+            continue
         pending += piece
         if len(pending) >= CHUNK:
             yield bytes(pending)

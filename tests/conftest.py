@@ -51,18 +51,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def labelled() -> set[tuple[str, str]]:
     from runner.backend import connect
+    from runner.backend.base import REMOVAL_ORDER
 
     backend = connect()
     return {
         (kind, r.name)
-        for kind in ("container", "network", "volume")
+        for kind in REMOVAL_ORDER
         for r in backend.list_resources(kind, RUN_LABEL)
     }
 
 
 @pytest.fixture(scope="session", autouse=True)
 def nothing_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Fail the suite when a test leaves a labelled container, network or volume."""
+    """Fail the suite when a test leaves a labelled container, network, volume or image."""
     if not engine_answers():
         yield
         return

@@ -8,10 +8,11 @@ from typing import Literal, Protocol
 
 from runner.model import Mount, PortBinding
 
-ResourceKind = Literal["container", "network", "volume"]
+ResourceKind = Literal["container", "network", "volume", "image"]
 # The runner's own image: the reaper, and a probe for images that lack the tools to look inside.
 TOOL_IMAGE = "runner/reaper:latest"
-REMOVAL_ORDER: tuple[ResourceKind, ...] = ("container", "network", "volume")
+# images last: one is removed only once no container of it is left
+REMOVAL_ORDER: tuple[ResourceKind, ...] = ("container", "network", "volume", "image")
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,15 @@ class Backend(Protocol):
 
     def get_archive(self, container_id: str, path: str) -> Iterator[bytes]:
         """A tar stream of `path` in the container (running or stopped), as chunks."""
+        ...
+
+    def commit(self, container_id: str, tag: str) -> str:
+        """A new image `tag` of the container's files and settings (its labels included); its id."""
+        ...
+
+    def image_volumes(self, image: str) -> tuple[str, ...]:
+        """The paths the image declares as volumes (VOLUME): what a container writes there is no part
+        of an image committed from it."""
         ...
 
     def start(self, container_id: str) -> None: ...

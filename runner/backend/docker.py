@@ -345,6 +345,15 @@ class DockerBackend:
         exposed = config.get("ExposedPorts") or {}
         return tuple(sorted(int(key.split("/")[0]) for key in exposed if key.endswith("/tcp")))
 
+    def image_volumes(self, image: str) -> tuple[str, ...]:
+        config = self._call(lambda: self.api.inspect_image(image)).get("Config") or {}  # type: ignore[no-untyped-call]
+        return tuple(sorted(config.get("Volumes") or {}))
+
+    def commit(self, container_id: str, tag: str) -> str:
+        repository, _, version = tag.rpartition(":")
+        committed = self._call(lambda: self.api.commit(container_id, repository, version))
+        return str(committed["Id"])
+
     def image_labels(self, image: str) -> Mapping[str, str]:
         try:
             config = self._call(lambda: self.api.inspect_image(image)).get("Config") or {}  # type: ignore[no-untyped-call]
@@ -503,6 +512,7 @@ class DockerBackend:
             "container": lambda: self.api.remove_container(ident, force=True, v=True),
             "network": lambda: self.api.remove_network(ident),
             "volume": lambda: self.api.remove_volume(ident, force=True),
+            "image": lambda: self.api.remove_image(ident, force=True),
         }[kind]
         for attempt in range(BUSY_RETRIES):
             try:
@@ -545,6 +555,18 @@ class DockerBackend:
                     kind, row["Id"], row["Name"], row.get("Labels") or {}, _timestamp(row.get("Created"))
                 )
                 for row in rows
+            ]
+        if kind == "image":
+            return [
+                Resource(
+                    kind,
+                    row["Id"],
+                    next((tag for tag in row.get("RepoTags") or () if tag != "<none>:<none>"), row["Id"]),
+                    row.get("Labels") or {},
+                    float(row.get("Created", 0)),
+                    size=int(row["Size"]) if sizes and row.get("Size") is not None else None,
+                )
+                for row in self._call(lambda: self.api.images(filters={"label": label}))
             ]
         rows = self._call(lambda: self.api.volumes(filters={"label": label})).get("Volumes") or []
         measured = self._volume_sizes() if sizes and rows else {}

@@ -20,6 +20,7 @@ from runner.engine.builtin import BuiltinAction, BuiltinContext, run_builtin
 from runner.engine.container_step import Outcome, StepContext, output_marker, run_container, start_sidecars
 from runner.engine.context import RunContext, StopCheck
 from runner.engine.frames import WORKING_DIR
+from runner.engine.fresh_tree import tree_key
 from runner.engine.host_process import HostRun, run_on_host
 from runner.engine.interrupts import ChildInterrupts
 from runner.engine.status import Block, StepStatus
@@ -245,6 +246,8 @@ class Actions:
         image = self.run.images.resolve(
             action.image, (auth.username, auth.password) if auth else None, action.pull
         )
+        key = tree_key(action)
+        with_tree = self.run.trees.image_for(key, image) if key is not None else None
         context = StepContext(
             backend=self.run.backend,
             reporter=self.run.reporter,
@@ -254,7 +257,7 @@ class Actions:
             env=self.run.env(block, action),
             log_dir=self.run.log_dir,
             create=self.run.teardown.create_container,
-            prepare=lambda container_id: self._prepare_container(container_id, action),
+            prepare=lambda container_id: self._prepare_container(container_id, action, with_tree is not None),
             should_stop=should_stop,
             mask=self.run.mask,
         )
@@ -265,7 +268,8 @@ class Actions:
         if action.pipes or action.after_pipes:
             outcome = self._run_segments(step, action, image, context, timeout)
         else:
-            outcome = run_container(step, action, image, self.run.teardown.name(step.id), context, timeout)
+            name = self.run.teardown.name(step.id)
+            outcome = run_container(step, action, with_tree or image, name, context, timeout)
             self._take_shared(step, action, outcome.container_id)
         if action.artifacts and outcome.container_id and action.workdir:
             try:
@@ -508,10 +512,12 @@ class Actions:
             return Outcome(StepStatus.FAILED, None, f"could not remove {resource.name}: {error}")
         return Outcome(StepStatus.SUCCESS, None, f"stopped and removed {names}")
 
-    def _prepare_container(self, container_id: str, action: ContainerRun) -> None:
+    def _prepare_container(
+        self, container_id: str, action: ContainerRun, tree_in_image: bool = False
+    ) -> None:
         if action.source == "workspace":
             self._seed_workspace(container_id)
-        elif action.source == "copy" and action.clone and action.workdir:
+        elif action.source == "copy" and action.clone and action.workdir and not tree_in_image:
             self.run.backend.put_archive(
                 container_id, "/", self.run.source.stream(action.workdir, action.clone_paths)
             )

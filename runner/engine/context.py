@@ -14,6 +14,7 @@ from runner.backend.base import Backend
 from runner.engine.artifacts import ArtifactStore
 from runner.engine.events import Reporter
 from runner.engine.frames import LOOP_VALUES
+from runner.engine.fresh_tree import TreeImages, clone_uses
 from runner.engine.images import ImageResolver
 from runner.engine.interrupts import Interrupts
 from runner.engine.reuse import CarriedStep
@@ -105,6 +106,7 @@ class RunContext:
         self.confirm_lock = threading.Lock()
         self.seeded = not pipeline.workspace or options.bind
         self.source = SourceTree(pipeline.context, pipeline.source_files, Exclusions(options.exclude))
+        self.trees = TreeImages(backend, teardown, self.source, clone_uses(pipeline))
         self.removals = ThreadPoolExecutor(max_workers=4, thread_name_prefix="remove")
         self.pending_removals: list[Future[object]] = []
         self.log_dir = ledger.directory / "logs" / self.run_id

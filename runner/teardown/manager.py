@@ -88,6 +88,12 @@ class TeardownManager:
         self._confirm(record, self.backend.create_container(spec))
         return record.ident
 
+    def commit_image(self, container_id: str, tag: str) -> str:
+        """An image of the container, labelled as the run's (it keeps the container's labels)."""
+        record = self._track("image", tag, "")
+        self._confirm(record, self.backend.commit(container_id, tag))
+        return record.name
+
     def containers_of(self, step: str) -> list[Record]:
         with self.lock:
             return [r for r in self.records if r.kind == "container" and r.step == step and not r.removed]

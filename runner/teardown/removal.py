@@ -1,11 +1,13 @@
 """Concurrent removal. Containers go first in spirit: networks and volumes are removed alongside them,
 and one still in use by a container being removed is retried until that container is gone, so the
-engine's slow, serialised network teardown overlaps the container kills instead of following them."""
+engine's slow, serialised network teardown overlaps the container kills instead of following them.
+Images go last, once every container is gone: removing an image a stopped container still uses would only
+untag it, and leave it behind nameless."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from runner.backend.base import Backend, Resource
@@ -33,7 +35,8 @@ def remove_all(
     report = RemovalReport()
     pending = list(resources)
     containers = [r for r in pending if r.kind == "container"]
-    others = [r for r in pending if r.kind != "container"]
+    others = [r for r in pending if r.kind not in ("container", "image")]
+    images = [r for r in pending if r.kind == "image"]
     with (
         ThreadPoolExecutor(max_workers=CONTAINER_WORKERS) as container_pool,
         ThreadPoolExecutor(max_workers=OTHER_WORKERS) as other_pool,
@@ -42,6 +45,8 @@ def remove_all(
             (r, container_pool.submit(_remove_one, backend, r)) for r in containers
         ]
         futures += [(r, other_pool.submit(_remove_one, backend, r)) for r in others]
+        wait([future for _, future in futures[: len(containers)]])
+        futures += [(r, other_pool.submit(_remove_one, backend, r)) for r in images]
         for resource, future in futures:
             outcome = future.result()
             if outcome is None:

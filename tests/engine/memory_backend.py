@@ -31,7 +31,7 @@ import shlex
 import tarfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -597,7 +597,8 @@ class MemoryBackend:
             known = self.images.get(image_key(image))
         return dict(known.labels) if known is not None else {}
 
-    def put_archive(self, container_id: str, path: str, data: bytes) -> None:
+    def put_archive(self, container_id: str, path: str, data: bytes | Iterable[bytes]) -> None:
+        data = data if isinstance(data, bytes) else b"".join(data)  # the whole stream, as the engine reads it
         with self.condition:
             container = self._container(container_id)
             container.archives[path] = data
