@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from runner.backend import connect
+from runner.backend.base import REMOVAL_ORDER
 from tests.conftest import BUSYBOX, RUN_LABEL, Completed, image_args
 
 Write = Callable[..., Path]
@@ -35,7 +36,7 @@ def labelled_of(run_id: str) -> list[str]:
     backend = connect()
     return [
         r.name
-        for kind in ("container", "network", "volume")
+        for kind in REMOVAL_ORDER
         for r in backend.list_resources(kind, f"{RUN_LABEL}={run_id}")
     ]
 
