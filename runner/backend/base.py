@@ -35,7 +35,7 @@ class ContainerSpec:
     cpus: float | None = None
     auto_remove: bool = False  # the engine removes it when it exits
     host_alias: bool = False  # `host.docker.internal` names the engine's host inside the container
-    open_stdin: bool = False  # stdin stays open until the first client that attached to it detaches
+    open_stdin: bool = False  # its standard input is a pipe that clients may write to (`release`)
 
 
 @dataclass(frozen=True)
@@ -153,6 +153,10 @@ class Backend(Protocol):
         ...
 
     def start(self, container_id: str) -> None: ...
+
+    def release(self, container_id: str, line: bytes) -> None:
+        """Write `line` to the standard input of a running container created with `open_stdin`."""
+        ...
 
     def stream_logs(self, container_id: str) -> Iterator[bytes]:
         """Output chunks as they come, until the container exits."""

@@ -376,6 +376,19 @@ class DockerBackend:
     def start(self, container_id: str) -> None:
         self._call(lambda: self.api.start(container_id))
 
+    def release(self, container_id: str, line: bytes) -> None:
+        attached = self._call(
+            lambda: self.api.attach_socket(container_id, params={"stdin": 1, "stream": 1})
+        )
+        sock: socket.socket = getattr(attached, "_sock", attached)
+        try:
+            sock.sendall(line)
+        except OSError as exc:
+            raise self._down(exc) from exc
+        finally:
+            with contextlib.suppress(OSError):
+                sock.close()
+
     def stream_logs(self, container_id: str) -> Iterator[bytes]:
         stream = self._call(lambda: self.api.logs(container_id, stream=True, follow=True))
         try:

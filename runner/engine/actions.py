@@ -15,9 +15,17 @@ from pathlib import Path
 
 from runner.backend.base import TOOL_IMAGE, ContainerSpec
 from runner.engine import data_tasks, local_tasks, serdes, tarsafe
+from runner.engine.ahead import Made, can_go_ahead, comparable
 from runner.engine.artifacts import bundles
 from runner.engine.builtin import BuiltinAction, BuiltinContext, run_builtin
-from runner.engine.container_step import Outcome, StepContext, output_marker, run_container, start_sidecars
+from runner.engine.container_step import (
+    Outcome,
+    StepContext,
+    container_spec,
+    output_marker,
+    run_container,
+    start_sidecars,
+)
 from runner.engine.context import RunContext, StopCheck
 from runner.engine.frames import WORKING_DIR
 from runner.engine.fresh_tree import tree_key
@@ -242,25 +250,16 @@ class Actions:
     def _container(
         self, step: Step, action: ContainerRun, block: Block, should_stop: Callable[[], bool]
     ) -> Outcome:
-        auth = action.registry_auth
-        image = self.run.images.resolve(
-            action.image, (auth.username, auth.password) if auth else None, action.pull
-        )
-        key = tree_key(action)
-        with_tree = self.run.trees.image_for(key, image) if key is not None else None
-        context = StepContext(
-            backend=self.run.backend,
-            reporter=self.run.reporter,
-            network=self.run.network,
-            join=None,
-            mounts=self._mounts(action),
-            env=self.run.env(block, action),
-            log_dir=self.run.log_dir,
-            create=self.run.teardown.create_container,
-            prepare=lambda container_id: self._prepare_container(container_id, action, with_tree is not None),
-            should_stop=should_stop,
-            mask=self.run.mask,
-        )
+        image, with_tree = self._image(action)
+        context = self._step_context(step, action, block, should_stop, with_tree is not None)
+        made_ahead = None
+        if can_go_ahead(step, False):
+            spec = container_spec(step, action, with_tree or image, "", context)
+            made_ahead = self.run.ahead.take(
+                step.id, spec, lambda ident: self.run.backend.state(ident).running
+            )
+        if made_ahead is not None:  # its own files are in: only those of earlier steps are left to put in
+            context = replace(context, prepare=lambda container_id: self._late_files(container_id, action))
         if action.sidecars:
             owner = start_sidecars(step, action, context, self.run.images.resolve, self.run.teardown.name)
             context = replace(context, join=owner)
@@ -269,7 +268,7 @@ class Actions:
             outcome = self._run_segments(step, action, image, context, timeout)
         else:
             name = self.run.teardown.name(step.id)
-            outcome = run_container(step, action, with_tree or image, name, context, timeout)
+            outcome = run_container(step, action, with_tree or image, name, context, timeout, made_ahead)
             self._take_shared(step, action, outcome.container_id)
         if action.artifacts and outcome.container_id and action.workdir:
             try:
@@ -512,15 +511,65 @@ class Actions:
             return Outcome(StepStatus.FAILED, None, f"could not remove {resource.name}: {error}")
         return Outcome(StepStatus.SUCCESS, None, f"stopped and removed {names}")
 
+    def _image(self, action: ContainerRun) -> tuple[str, str | None]:
+        """The step's image, pulled if need be, and the run's image of it that holds the tree, if any."""
+        auth = action.registry_auth
+        image = self.run.images.resolve(
+            action.image, (auth.username, auth.password) if auth else None, action.pull
+        )
+        key = tree_key(action)
+        return image, self.run.trees.image_for(key, image) if key is not None else None
+
+    def _step_context(
+        self, step: Step, action: ContainerRun, block: Block, should_stop: StopCheck, tree_in_image: bool
+    ) -> StepContext:
+        return StepContext(
+            backend=self.run.backend,
+            reporter=self.run.reporter,
+            network=self.run.network,
+            join=None,
+            mounts=self._mounts(action),
+            env=self.run.env(block, action),
+            log_dir=self.run.log_dir,
+            create=self.run.teardown.create_container,
+            prepare=lambda container_id: self._prepare_container(container_id, action, tree_in_image),
+            should_stop=should_stop,
+            mask=self.run.mask,
+            started=lambda: self.run.ahead.start_after(step.id, self._make_ahead),
+        )
+
+    def _make_ahead(self, step: Step, block: Block) -> Made | None:
+        """The step's container, made while the step before it runs, its script waiting at its gate."""
+        action = step.action
+        if not isinstance(action, ContainerRun) or self.run.stopping(block):
+            return None
+        image, with_tree = self._image(action)
+        context = self._step_context(step, action, block, lambda: False, with_tree is not None)
+        spec = container_spec(
+            step, action, with_tree or image, self.run.teardown.name(step.id), context, True
+        )
+        container_id = self.run.teardown.create_container(spec, step.id, False)
+        self._own_files(container_id, action, with_tree is not None)
+        self.run.backend.start(container_id)
+        return Made(comparable(spec), container_id)
+
     def _prepare_container(
         self, container_id: str, action: ContainerRun, tree_in_image: bool = False
     ) -> None:
+        self._own_files(container_id, action, tree_in_image)
+        self._late_files(container_id, action)
+
+    def _own_files(self, container_id: str, action: ContainerRun, tree_in_image: bool) -> None:
+        """The files a step's container gets whatever earlier steps did: the tree (or the workspace)."""
         if action.source == "workspace":
             self._seed_workspace(container_id)
         elif action.source == "copy" and action.clone and action.workdir and not tree_in_image:
             self.run.backend.put_archive(
                 container_id, "/", self.run.source.stream(action.workdir, action.clone_paths)
             )
+
+    def _late_files(self, container_id: str, action: ContainerRun) -> None:
+        """The files earlier steps left for this one: artifacts and stored files."""
         if action.source == "copy" and action.download_artifacts and action.workdir:
             restored = self.run.artifacts.archive(action.workdir, action.download_names)
             if restored is not None:

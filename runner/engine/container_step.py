@@ -23,6 +23,8 @@ STOP_GRACE = 2
 MAX_LINE = 64 * 1024
 READY_BACKOFF = 1.5
 READY_MAX_INTERVAL = 1.0
+GATE_VARIABLE = "RUNNER_GATED"
+GATE_OPENS = b"go\n"
 OUTPUT_MARKER = re.compile(r"^::(\{.*\})::$")
 
 
@@ -50,12 +52,23 @@ class StepContext:
     prepare: Callable[[str], None]  # called with a created container before it starts
     should_stop: Callable[[], bool]
     mask: Callable[[str], str] = str
+    started: Callable[[], None] = lambda: None  # the step's container runs: the next one may be made
 
 
 # Runs the step's script and then its after-script, each as a script of its own with `set -e`. The
 # container's exit code is the script's: the after-script never changes it. The scripts travel in the
 # environment, so nothing has to be written into the image and no quoting is involved.
+#
+# A step made ahead, while the step before it ran, waits at the gate until its turn: the runner writes
+# `go` to its standard input, which the script then no longer has, as no step has. Anything else (the
+# engine closed its input) ends it without running the script, and the runner makes the container again.
 WRAPPER = """
+if [ -n "$RUNNER_GATED" ]; then
+  unset RUNNER_GATED
+  read -r runner_go || :
+  [ "$runner_go" = go ] || exit 125
+  exec </dev/null
+fi
 runner_shell=sh
 if [ "$RUNNER_SHELL" = bash ] && command -v bash >/dev/null 2>&1; then runner_shell=bash; fi
 runner_script=$RUNNER_SCRIPT
@@ -73,8 +86,9 @@ exit "$runner_code"
 
 
 def container_spec(
-    step: Step, action: ContainerRun, image: str, name: str, context: StepContext
+    step: Step, action: ContainerRun, image: str, name: str, context: StepContext, gated: bool = False
 ) -> ContainerSpec:
+    """The step's container; `gated`, its script waits for `release` (only a step with a script can)."""
     env = {**action.env, **context.env}
     entrypoint, command = action.entrypoint, action.command
     if action.script:
@@ -85,6 +99,8 @@ def container_spec(
             RUNNER_AFTER_SCRIPT="\n".join(action.after_script) + "\n" if action.after_script else "",
             RUNNER_EXIT_VARIABLE=action.exit_code_variable,
         )
+        if gated:
+            env[GATE_VARIABLE] = "1"
     return ContainerSpec(
         name=name,
         image=image,
@@ -103,6 +119,7 @@ def container_spec(
         memory=action.memory,
         cpus=action.cpus,
         host_alias=action.network_mode not in ("host", "none"),
+        open_stdin=gated,
     )
 
 
@@ -173,13 +190,26 @@ class LogPump(threading.Thread):
 
 
 def run_container(
-    step: Step, action: ContainerRun, image: str, name: str, context: StepContext, timeout: float | None
+    step: Step,
+    action: ContainerRun,
+    image: str,
+    name: str,
+    context: StepContext,
+    timeout: float | None,
+    made_ahead: str | None = None,
 ) -> Outcome:
+    """The step in a new container, or in `made_ahead`, its container already started at its gate."""
     backend = context.backend
-    spec = container_spec(step, action, image, name, context)
-    container_id = context.create(spec, step.id, action.detach)
-    context.prepare(container_id)
-    backend.start(container_id)
+    if made_ahead is None:
+        spec = container_spec(step, action, image, name, context)
+        container_id = context.create(spec, step.id, action.detach)
+        context.prepare(container_id)
+        backend.start(container_id)
+    else:
+        container_id = made_ahead
+        context.prepare(container_id)
+        backend.release(container_id, GATE_OPENS)
+    context.started()
     pump = LogPump(context, step, container_id)
     pump.start()
     if action.detach:

@@ -11,6 +11,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from runner.backend.base import Backend
+from runner.engine.ahead import StepsAhead
 from runner.engine.artifacts import ArtifactStore
 from runner.engine.events import Reporter
 from runner.engine.frames import LOOP_VALUES
@@ -109,6 +110,11 @@ class RunContext:
         self.trees = TreeImages(backend, teardown, self.source, clone_uses(pipeline))
         self.removals = ThreadPoolExecutor(max_workers=4, thread_name_prefix="remove")
         self.pending_removals: list[Future[object]] = []
+        self.ahead = StepsAhead(
+            remove=lambda step_id: self.pending_removals.append(
+                self.removals.submit(teardown.stop_step, step_id)
+            )
+        )
         self.log_dir = ledger.directory / "logs" / self.run_id
         self.artifacts = ArtifactStore(ledger.directory / "artifacts" / self.run_id)
         self.storage = RunStorage(ledger.directory / "storage", self.run_id)

@@ -255,6 +255,7 @@ class Executor:
             )
 
     def _finish(self) -> ResourceSummary:
+        self.context.ahead.close()
         for future in self.context.pending_removals:
             with contextlib.suppress(RunnerError, ResourceGone):
                 future.result()

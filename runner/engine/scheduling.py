@@ -9,6 +9,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextvars import copy_context
 
+from runner.engine.ahead import can_go_ahead
 from runner.engine.container_step import POLL
 from runner.engine.context import RunContext, StopCheck
 from runner.engine.frames import LOOP_VALUES, WORKING_DIR
@@ -45,9 +46,19 @@ class Scheduler:
                     self.skip(block, nodes[index + 1 :])
                     break
             else:
+                following = nodes[index + 1] if index + 1 < len(nodes) else None
+                if following is not None and self._ahead(following, block):
+                    assert isinstance(following, Step)
+                    self.run.ahead.plan(node, following, block)
                 result = self.steps.execute(node, block, stop)
                 failed = failed or result.fails_run or result.status is StepStatus.STOPPED
         return failed
+
+    def _ahead(self, node: Node, block: Block) -> bool:
+        """Whether the node's container may be made while the step before it runs: never where the
+        container depends on results (templated tasks, a step in a shared working directory)."""
+        carried = block is Block.STEPS and node.id in self.run.options.carried
+        return self.run.templates is None and WORKING_DIR.get() is None and can_go_ahead(node, carried)
 
     def _waits_for_a_click(self, step: Step, block: Block) -> bool:
         """A manual step nobody starts: the run pauses before it (a step that ran before a resume is
@@ -351,6 +362,7 @@ class Scheduler:
                     self.run.record(node, skipped)
                 self.skip(block, (*node.children(), *node.errors, *node.finally_), message)
             else:
+                self.run.ahead.drop(node.id)
                 self.run.record(
                     node, StepResult(node.id, node.name, block, StepStatus.SKIPPED, message=message)
                 )

@@ -47,6 +47,7 @@ class StepRunner:
         if skip is None and step.condition_state is not None:
             skip = self._state_condition(step, step.condition_state, block)
         if skip is not None:
+            self.run.ahead.drop(step.id)
             result = StepResult(step.id, step.name, block, StepStatus.SKIPPED, message=skip)
             self.run.record(step, result)
             return result

@@ -44,7 +44,7 @@ from runner.backend.base import (
     Resource,
     ResourceKind,
 )
-from runner.engine.container_step import WRAPPER
+from runner.engine.container_step import GATE_OPENS, GATE_VARIABLE, WRAPPER
 from runner.errors import ImageUnavailable, ResourceGone, RunnerError
 
 KILLED = 137
@@ -197,6 +197,7 @@ class Program:
     errexit: bool
     after: str = ""  # the wrapper's after-script
     exit_variable: str = ""
+    gated: bool = False  # the wrapper waits for `release` before the script runs
 
 
 class _Exit(Exception):
@@ -241,6 +242,7 @@ class _Container:
     published: dict[int, tuple[str, int]] = field(default_factory=dict)
     archives: dict[str, bytes] = field(default_factory=dict)
     killed: bool = False
+    released: bool = False  # `go` was written to its input (see the wrapper's gate)
     terminated: bool = False
     ignore_term: bool = False
     removed: bool = False
@@ -577,13 +579,20 @@ class MemoryBackend:
         if not argv:
             program = Program(image.script, env, errexit=False)
         elif len(argv) == 3 and argv[0] in SHELLS and argv[1] in ("-c", "-ec") and argv[2] == WRAPPER:
-            own = ("RUNNER_SHELL", "RUNNER_SCRIPT", "RUNNER_AFTER_SCRIPT", "RUNNER_EXIT_VARIABLE")
+            own = (
+                "RUNNER_SHELL",
+                "RUNNER_SCRIPT",
+                "RUNNER_AFTER_SCRIPT",
+                "RUNNER_EXIT_VARIABLE",
+                GATE_VARIABLE,
+            )
             program = Program(
                 env.get("RUNNER_SCRIPT", ""),
                 {k: v for k, v in env.items() if k not in own},  # the wrapper unsets them
                 errexit=True,
                 after=env.get("RUNNER_AFTER_SCRIPT", ""),
                 exit_variable=env.get("RUNNER_EXIT_VARIABLE", ""),
+                gated=bool(env.get(GATE_VARIABLE)),
             )
         else:
             script, errexit = _shell_text(argv)
@@ -665,6 +674,11 @@ class MemoryBackend:
         program = container.program
         process = _Process(self, container, write, main=True, input_ended=lambda: False)
         try:
+            if program.gated:
+                with self.condition:
+                    self.condition.wait_for(lambda: container.released or container.killed)
+                if not container.released:
+                    raise _Signalled(KILLED)
             code = _run_lines(process, parse(program.script, program.env), program.errexit)
             if program.after:
                 env = {**program.env, program.exit_variable: str(code)}
@@ -685,6 +699,25 @@ class MemoryBackend:
             if container.spec.auto_remove and not container.removed:
                 self._forget(container)
             self.condition.notify_all()
+
+    def release(self, container_id: str, line: bytes) -> None:
+        with self.condition:
+            container = self._running(container_id)
+            if not container.spec.open_stdin:
+                raise RunnerError("the engine refused: the container's input is not open")
+            container.released = line == GATE_OPENS
+            self.condition.notify_all()
+
+    def commit(self, container_id: str, tag: str) -> str:
+        with self.condition:
+            container = self._container(container_id)
+            base = self.images.get(image_key(container.spec.image), Image())
+            labels = {**base.labels, **container.spec.labels}
+            self.images[image_key(tag)] = Image(ports=base.ports, labels=labels, script=base.script)
+            return image_key(tag)
+
+    def image_volumes(self, image: str) -> tuple[str, ...]:
+        return ()
 
     def stream_logs(self, container_id: str) -> Iterator[bytes]:
         with self.condition:
@@ -827,6 +860,8 @@ class MemoryBackend:
                 self._forget(container)
                 self.condition.notify_all()
                 return True
+            if kind == "image":
+                return self.images.pop(image_key(ident), None) is not None
             if kind == "network":
                 network = self._find_network(ident)
                 if network is None:
@@ -882,6 +917,12 @@ class MemoryBackend:
                     Resource(kind, n.id, n.name, dict(n.labels), n.created)
                     for n in self.networks.values()
                     if matches(n.labels)
+                ]
+            if kind == "image":
+                return [
+                    Resource(kind, name, name, dict(i.labels), 0.0)
+                    for name, i in self.images.items()
+                    if matches(i.labels)
                 ]
             return [
                 Resource(kind, v.name, v.name, dict(v.labels), v.created, size=0 if sizes else None)

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from runner.backend import connect
+from runner.backend.base import REMOVAL_ORDER
 from runner.engine.status import StepStatus
 from tests.conftest import RUN_LABEL
 from tests.engine.helpers import run_file, statuses
@@ -18,7 +19,7 @@ S = StepStatus
 def no_resources_of(run_id: str) -> bool:
     backend = connect()
     return not any(
-        backend.list_resources(kind, f"{RUN_LABEL}={run_id}") for kind in ("container", "network", "volume")
+        backend.list_resources(kind, f"{RUN_LABEL}={run_id}") for kind in REMOVAL_ORDER
     )
 
 
@@ -252,3 +253,20 @@ def test_run_options_env_reaches_every_step_and_wins(write: Write) -> None:
     result, reporter = run_file(path, env={"A": "from-cli"})
     assert result.exit_code == 0
     assert reporter.output("show") == ["from-cli kept"]
+
+
+def test_a_step_made_ahead_runs_only_after_the_step_before_it_ended(write: Write) -> None:
+    # `two` is started while `one` sleeps; had its script run early, it would not find what `one` wrote,
+    # nor see the standard input every step has (none: it reads end of input at once)
+    path = write("""
+        image: busybox
+        steps:
+          - {id: one, script: 'sleep 1 && echo done > order'}
+          - {id: two, script: ['cat order', 'cat; echo "input ended"']}
+          - {id: three, script: ['cat order']}
+    """)
+    result, reporter = run_file(path)
+    assert result.exit_code == 0, result.results
+    assert reporter.output("two") == ["done", "input ended"]
+    assert reporter.output("three") == ["done"]
+    assert result.run_id and no_resources_of(result.run_id)

@@ -1,0 +1,96 @@
+"""Steps made ahead, on the in-memory backend: the next step's container is made and started while a step
+runs, its script held at its gate; it runs only at its turn, is used only when it is the container the step
+would get then, and goes when the step will not run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from runner.engine.container_step import GATE_VARIABLE
+from runner.engine.status import StepStatus
+from runner.teardown.ledger import Ledger
+from tests.engine.memory_backend import MemoryBackend
+from tests.engine.test_semantics_memory import Watching, execute, pipeline, sh
+
+Write = Callable[..., Path]
+S = StepStatus
+
+
+def gated(backend: MemoryBackend, step: str) -> list[bool]:
+    """For each container made for the step, in order: whether it was made ahead (at its gate)."""
+    return [GATE_VARIABLE in spec.env for spec in backend.created_for(step)]
+
+
+def test_the_next_step_is_started_while_a_step_runs_but_runs_only_at_its_turn(
+    write: Write, backend: MemoryBackend, ledger: Ledger
+) -> None:
+    path = write("""
+        image: busybox
+        steps:
+          - {id: one, script: [echo started, sleep 0.3, echo one]}
+          - {id: two, script: echo two}
+    """)
+    seen: dict[str, object] = {}
+
+    def look() -> None:
+        made = backend.list_resources("container", "dev.runner.step=two")
+        seen["two running while one runs"] = [c.running for c in made]
+
+    reporter = Watching(when_printed={("one", "one"): look})
+    run = execute(path, backend, ledger, reporter)
+    assert run.result.exit_code == 0
+    assert run.reporter.order == ["one", "two"]
+    assert run.reporter.output("two") == ["two"]
+    assert seen == {"two running while one runs": [True]}
+    assert gated(backend, "two") == [True]  # made once, ahead, and used
+    assert gated(backend, "one") == [False]  # nothing runs before the first step
+    assert backend.leftovers() == []
+
+
+def test_a_failure_removes_the_step_made_ahead_without_running_it(
+    write: Write, backend: MemoryBackend, ledger: Ledger
+) -> None:
+    path = write("""
+        image: busybox
+        steps:
+          - {id: boom, script: [sleep 0.2, exit 3]}
+          - {id: never, script: echo never}
+        finally:
+          - {id: last, script: echo last}
+    """)
+    run = execute(path, backend, ledger)
+    assert run.result.exit_code == 1
+    assert run.get("never").status is S.SKIPPED
+    assert run.reporter.output("never") == []
+    assert gated(backend, "never") == [True]
+    assert backend.leftovers() == []
+
+
+def test_a_step_whose_container_would_differ_at_its_turn_gets_a_new_one(
+    write: Write, backend: MemoryBackend, ledger: Ledger
+) -> None:
+    # a `finally` step sees which steps failed before it: that changed while it waited at its gate
+    path = write("""
+        image: busybox
+        steps: [{id: ok, script: "true"}]
+        finally:
+          - {id: bad, script: [sleep 0.2, "false"]}
+          - {id: after, script: 'echo "failed: $RUNNER_FAILED_STEPS"'}
+    """)
+    run = execute(path, backend, ledger)
+    assert run.result.exit_code == 1
+    assert run.reporter.output("after") == ["failed: bad"]
+    assert gated(backend, "after") == [True, False]  # the one made ahead was dropped
+    assert backend.leftovers() == []
+
+
+def test_a_step_that_waits_for_a_click_is_never_made_ahead(
+    tmp_path: Path, backend: MemoryBackend, ledger: Ledger
+) -> None:
+    steps = (sh("one", "sleep 0.2"), sh("deploy", "echo deployed", manual=True))
+    run = execute(pipeline(tmp_path, steps), backend, ledger, confirm_manual=lambda step: True)
+    assert run.result.exit_code == 0
+    assert run.reporter.output("deploy") == ["deployed"]
+    assert gated(backend, "deploy") == [False]
+    assert backend.leftovers() == []
