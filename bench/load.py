@@ -1,14 +1,18 @@
 """Load and scale figures for `make bench`: many steps, a wide parallel group, a step with a gigabyte of
-output, and checking a very long file. Each runner figure is a whole process, measured with wait4."""
+output, and checking a very long file. Each runner figure is a whole process, its memory measured by
+bench/rss.py."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import rss  # bench/rss.py, beside this file
 
 BUSYBOX = "runner/busybox:latest"
 BASE = "runner/base:bookworm"
@@ -17,13 +21,13 @@ MIB = 1024 * 1024
 
 
 def measured(command: list[str], state: Path | None = None) -> tuple[float, float, int]:
-    """(wall seconds, peak RSS in MiB of the process itself, exit code)."""
+    """(wall seconds, peak RSS in MiB of the command alone, exit code), through bench/rss.py."""
     env = {**os.environ, "RUNNER_STATE_DIR": str(state)} if state else None  # keeps big step logs out
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return time.perf_counter() - started, usage.ru_maxrss / 1024, process.returncode
+    completed = subprocess.run(
+        [sys.executable, str(HERE / "rss.py"), *command], capture_output=True, text=True, env=env, check=True
+    )
+    figures = json.loads(completed.stdout)
+    return float(figures["wall"]), float(figures["rss_mib"]), int(figures["exit"])
 
 
 def runner(path: Path, *extra: str) -> list[str]:
@@ -47,10 +51,12 @@ def many_steps(directory: Path, count: int = 200) -> None:
     path = directory / "many.yml"
     path.write_text(f"image: busybox\nsteps:\n{steps}", encoding="utf-8")
     wall, rss, code = measured(runner(path))
+    alone, _, _ = measured(runner(path, "--no-ahead"))
     floor, _, _ = measured([sys.executable, str(HERE / "sdk_baseline.py"), BUSYBOX, str(count)])
     print(
-        f"{count} steps: runner {wall:.1f} s (exit {code}, peak RSS {rss:.0f} MiB), SDK floor {floor:.1f} s, "
-        f"ratio {wall / floor:.3f}"
+        f"{count} steps: runner {wall:.1f} s (exit {code}, peak RSS {rss:.0f} MiB), with --no-ahead "
+        f"{alone:.1f} s, SDK floor {floor:.1f} s; ratio to the floor {wall / floor:.3f} "
+        f"(--no-ahead {alone / floor:.3f}): steps made ahead save {alone - wall:.1f} s"
     )
 
 
@@ -106,6 +112,7 @@ def validate_long(directory: Path, count: int = 1000) -> None:
 
 
 def main() -> None:
+    print(f"memory: {rss.METHOD}")
     with tempfile.TemporaryDirectory() as name:
         directory = Path(name)
         validate_long(directory)

@@ -200,6 +200,14 @@ def run(
             "--send-notifications", help="Send Kestra notifications (Slack, Teams, …); else they are shown."
         ),
     ] = False,
+    no_ahead: Annotated[
+        bool,
+        typer.Option(
+            "--no-ahead",
+            help="Make each step's container only at its turn, with a network namespace of its own "
+            "(slower: for comparing, or when a step must be alone on the engine).",
+        ),
+    ] = False,
     namespace_files: Annotated[
         Path | None,
         typer.Option(
@@ -290,6 +298,7 @@ def run(
         skip_unsupported=skip_unsupported,
         trigger=trigger or [],
         send_notifications=send_notifications,
+        ahead=not no_ahead,
         namespace_files=namespace_files,
         allow_host_process=allow_host_process,
         resume=resume,

@@ -118,6 +118,10 @@ class DockerBackend:
         self.endpoint = resolve_endpoint(self.settings.engine, self.settings.configured_engine)
         self._info: EngineInfo | None = None
         self._info_lock = threading.Lock()
+        # the connections that wrote to a container's input, kept until the container is removed: some
+        # transports end a connection by killing their client (ssh), which could cut the line off
+        self._writers: dict[str, Any] = {}
+        self._writers_lock = threading.Lock()
         if self.endpoint.scheme == "ssh" and not SSH_TRANSPORT:
             raise EngineUnavailable(
                 f"{self.endpoint.address} (chosen by {self.endpoint.source}) needs the SDK's ssh transport, "
@@ -384,10 +388,11 @@ class DockerBackend:
         try:
             sock.sendall(line)
         except OSError as exc:
-            raise self._down(exc) from exc
-        finally:
             with contextlib.suppress(OSError):
                 sock.close()
+            raise self._down(exc) from exc
+        with self._writers_lock:
+            self._writers[container_id] = sock
 
     def stream_logs(self, container_id: str) -> Iterator[bytes]:
         stream = self._call(lambda: self.api.logs(container_id, stream=True, follow=True))
@@ -521,6 +526,17 @@ class DockerBackend:
     # removal and listing
 
     def remove(self, kind: ResourceKind, ident: str) -> bool:
+        try:
+            return self._remove(kind, ident)
+        finally:
+            if kind == "container":
+                with self._writers_lock:
+                    writer = self._writers.pop(ident, None)
+                if writer is not None:
+                    with contextlib.suppress(OSError):
+                        writer.close()
+
+    def _remove(self, kind: ResourceKind, ident: str) -> bool:
         remove: Callable[[], Any] = {
             "container": lambda: self.api.remove_container(ident, force=True, v=True),
             "network": lambda: self.api.remove_network(ident),

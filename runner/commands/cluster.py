@@ -190,6 +190,7 @@ def forwarded(request: RunRequest) -> list[str]:
         ("--no-final", request.no_final),
         ("--skip-unsupported", request.skip_unsupported),
         ("--send-notifications", request.send_notifications),
+        ("--no-ahead", not request.ahead),
         ("--quiet", request.quiet),
         ("--verbose", request.verbose),
     ):

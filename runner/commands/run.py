@@ -59,6 +59,7 @@ class RunRequest:
     trigger: list[str] = field(default_factory=list)  # KEY=VALUE: what a Kestra trigger would set
     namespace_files: Path | None = None
     send_notifications: bool = False
+    ahead: bool = True  # steps made ahead, and lanes of steps sharing a network namespace
     allow_host_process: bool = False  # Kestra's Process task runner runs on this machine, not in a container
     resume: str | None = None  # "" : the newest paused run of the file
     rerun_failed: str | None = None  # "" : the newest failed run of the file
@@ -264,6 +265,7 @@ def run(console: Console, request: RunRequest) -> int:
         build_number=plan.build_number,
         subflows=run_subflow,
         send_notifications=request.send_notifications,
+        ahead=request.ahead,
         run_id=os.environ.get(RUN_ID_VARIABLE, ""),
         exclude=config_exclusions(path, DEFAULT_EXCLUDES),
     )

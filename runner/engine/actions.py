@@ -31,6 +31,7 @@ from runner.engine.frames import WORKING_DIR
 from runner.engine.fresh_tree import tree_key
 from runner.engine.host_process import HostRun, run_on_host
 from runner.engine.interrupts import ChildInterrupts
+from runner.engine.lanes import LANE, joins_lane
 from runner.engine.status import Block, StepStatus
 from runner.engine.variables import expand, parse, read_file
 from runner.errors import ImageUnavailable, InputError, RunnerError
@@ -523,11 +524,12 @@ class Actions:
     def _step_context(
         self, step: Step, action: ContainerRun, block: Block, should_stop: StopCheck, tree_in_image: bool
     ) -> StepContext:
+        lane = LANE.get()
         return StepContext(
             backend=self.run.backend,
             reporter=self.run.reporter,
             network=self.run.network,
-            join=None,
+            join=lane.namespace() if lane is not None and joins_lane(action) else None,
             mounts=self._mounts(action),
             env=self.run.env(block, action),
             log_dir=self.run.log_dir,
@@ -586,6 +588,34 @@ class Actions:
             if not self.run.seeded:
                 self.run.backend.put_archive(container_id, WORKSPACE, self.run.source.stream())
                 self.run.seeded = True
+
+    def make_lane_holder(self) -> str | None:
+        """The container whose network namespace a lane's steps join: the runner's own image, idle on
+        the run's network. None where it cannot be made (no network, the image missing, the engine
+        refused): the steps then get namespaces of their own, as they would anyway."""
+        if self.run.network is None or not self.run.backend.has_image(TOOL_IMAGE):
+            return None
+        spec = ContainerSpec(
+            name=self.run.teardown.name("lane"),
+            image=TOOL_IMAGE,
+            labels={},
+            entrypoint=("sleep",),
+            command=("infinity",),
+            network=self.run.network,
+            host_alias=True,
+        )
+        try:
+            container_id = self.run.teardown.create_container(spec, "", False)
+            self.run.backend.start(container_id)
+        except RunnerError as exc:
+            self.run.reporter.notice(f"steps get network namespaces of their own: {exc.message}")
+            return None
+        return container_id
+
+    def remove_container_later(self, container_id: str) -> None:
+        self.run.pending_removals.append(
+            self.run.removals.submit(self.run.teardown.remove_container, container_id)
+        )
 
     def remove_later(self, step_id: str) -> None:
         self.run.pending_removals.append(self.run.removals.submit(self.run.teardown.stop_step, step_id))

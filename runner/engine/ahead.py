@@ -12,6 +12,7 @@ import dataclasses
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextvars import copy_context
 
 from runner.backend.base import ContainerSpec
 from runner.engine.container_step import GATE_VARIABLE
@@ -77,7 +78,8 @@ class StepsAhead:
             if planned is None or self.closed:
                 return
             step, block = planned
-            self.made[step.id] = self.pool.submit(make, step, block)
+            # in the current step's context: the next one is made in the same lane
+            self.made[step.id] = self.pool.submit(copy_context().run, make, step, block)
 
     def take(self, step_id: str, spec: ContainerSpec, running: Callable[[str], bool]) -> str | None:
         """The container made ahead for the step, when it is the one `spec` describes and still waits at

@@ -57,6 +57,7 @@ class RunOptions:
     send_notifications: bool = False  # notification steps only show their message unless this is set
     run_id: str = ""  # the run's id when it was chosen before (a cluster run's); a new one otherwise
     exclude: tuple[str, ...] = DEFAULT_EXCLUDES  # what the copy of the source tree leaves out
+    ahead: bool = True  # steps made ahead, and lanes of steps sharing a network namespace
 
 
 def new_run_id() -> str:

@@ -13,6 +13,7 @@ from runner.engine.ahead import can_go_ahead
 from runner.engine.container_step import POLL
 from runner.engine.context import RunContext, StopCheck
 from runner.engine.frames import LOOP_VALUES, WORKING_DIR
+from runner.engine.lanes import LANE, Lane, lane_worth_it
 from runner.engine.status import Block, StepResult, StepStatus
 from runner.engine.steps import StepRunner
 from runner.engine.templating import TemplateError
@@ -30,6 +31,21 @@ class Scheduler:
     def run_block(self, block: Block, nodes: tuple[Node, ...], should_stop: StopCheck | None = None) -> bool:
         """Run `nodes` in order; True when one failed. Outside `errors`, `finally` and `after`, a failure,
         an interrupt or a manual step nobody starts skips the rest."""
+        lane = self._lane(nodes)
+        try:
+            return self._run_in_order(block, nodes, should_stop, lane)
+        finally:
+            if lane is not None:
+                lane.close()
+
+    def _lane(self, nodes: tuple[Node, ...]) -> Lane | None:
+        if not self.run.options.ahead or self.run.templates is not None or not lane_worth_it(nodes):
+            return None
+        return Lane(self.steps.actions.make_lane_holder, self.steps.actions.remove_container_later)
+
+    def _run_in_order(
+        self, block: Block, nodes: tuple[Node, ...], should_stop: StopCheck | None, lane: Lane | None
+    ) -> bool:
         stop = should_stop or (lambda: self.run.stopping(block))
         keep_going = block in (Block.ERRORS, Block.FINALLY, Block.AFTER)
         failed = False
@@ -50,7 +66,11 @@ class Scheduler:
                 if following is not None and self._ahead(following, block):
                     assert isinstance(following, Step)
                     self.run.ahead.plan(node, following, block)
-                result = self.steps.execute(node, block, stop)
+                token = LANE.set(lane)
+                try:
+                    result = self.steps.execute(node, block, stop)
+                finally:
+                    LANE.reset(token)
                 failed = failed or result.fails_run or result.status is StepStatus.STOPPED
         return failed
 
@@ -58,7 +78,12 @@ class Scheduler:
         """Whether the node's container may be made while the step before it runs: never where the
         container depends on results (templated tasks, a step in a shared working directory)."""
         carried = block is Block.STEPS and node.id in self.run.options.carried
-        return self.run.templates is None and WORKING_DIR.get() is None and can_go_ahead(node, carried)
+        return (
+            self.run.options.ahead
+            and self.run.templates is None
+            and WORKING_DIR.get() is None
+            and can_go_ahead(node, carried)
+        )
 
     def _waits_for_a_click(self, step: Step, block: Block) -> bool:
         """A manual step nobody starts: the run pauses before it (a step that ran before a resume is

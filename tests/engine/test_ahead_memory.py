@@ -7,11 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from runner.backend.base import TOOL_IMAGE
 from runner.engine.container_step import GATE_VARIABLE
 from runner.engine.status import StepStatus
 from runner.teardown.ledger import Ledger
-from tests.engine.memory_backend import MemoryBackend
-from tests.engine.test_semantics_memory import Watching, execute, pipeline, sh
+from tests.engine.memory_backend import DEFAULT_IMAGES, Image, MemoryBackend
+from tests.engine.test_semantics_memory import Watching, execute, parallel, pipeline, sh
 
 Write = Callable[..., Path]
 S = StepStatus
@@ -94,3 +95,24 @@ def test_a_step_that_waits_for_a_click_is_never_made_ahead(
     assert run.reporter.output("deploy") == ["deployed"]
     assert gated(backend, "deploy") == [False]
     assert backend.leftovers() == []
+
+
+def test_steps_in_order_share_one_lane_and_parallel_ones_do_not(tmp_path: Path, ledger: Ledger) -> None:
+    backend = MemoryBackend({**DEFAULT_IMAGES, TOOL_IMAGE: Image()})
+    steps = (
+        sh("one", "listen 8080", "echo one"),
+        sh("two", "listen 8080", "echo two"),  # the same port: `one` and its processes are gone
+        sh("svc", "listen 6379", "sleep infinity", detach=True),
+        sh("three", "wait-for svc 6379 2", "echo three"),
+        parallel("both", sh("left", "listen 9000"), sh("right", "listen 9000")),
+    )
+    run = execute(pipeline(tmp_path, steps), backend, ledger)
+    assert run.result.exit_code == 0, run.result.results
+    holders = [spec for spec in backend.created_specs if spec.image == TOOL_IMAGE]
+    assert len(holders) == 1
+    joined = {step: {spec.join for spec in backend.created_for(step)} for step in ("one", "two", "three")}
+    assert len({frozenset(ids) for ids in joined.values()}) == 1 and None not in joined["one"]
+    for alone in ("svc", "left", "right"):
+        assert {spec.join for spec in backend.created_for(alone)} == {None}
+    assert backend.leftovers() == []
+    assert backend.faults == []
