@@ -15,6 +15,7 @@ from runner.backend.base import Backend
 from runner.engine import tarsafe
 from runner.globs import matches
 from runner.model import Artifacts
+from runner.tarstream import stream_files
 
 
 class ChunkReader(io.RawIOBase):
@@ -150,9 +151,10 @@ class ArtifactStore:
                 self._collected(folder)
         return True
 
-    def archive(self, prefix: str, names: tuple[str, ...] | None = None) -> bytes | None:
-        """A tar of the artifacts later steps get, under `prefix`: every shared one, or with `names` only
-        the shared named ones with those names; None when there is none."""
+    def archive(self, prefix: str, names: tuple[str, ...] | None = None) -> Iterator[bytes] | None:
+        """A tar stream of the artifacts later steps get, under `prefix`, read from disk as it is sent:
+        every shared one, or with `names` only the shared named ones with those names; None when there is
+        none."""
         with self.lock:
             files: dict[str, Path] = {}
             for folder in self.order:
@@ -163,11 +165,10 @@ class ArtifactStore:
                         files[path.relative_to(folder).as_posix()] = path
             if not files:
                 return None
-            buffer = io.BytesIO()
-            with tarfile.open(fileobj=buffer, mode="w") as tar:
-                for relative, path in sorted(files.items()):
-                    tar.add(path, arcname=f"{prefix.strip('/')}/{relative}", recursive=False)
-            return buffer.getvalue()
+            # kept files are never changed once collected: the stream may read them after the lock
+            return stream_files(
+                (path, f"{prefix.strip('/')}/{relative}") for relative, path in sorted(files.items())
+            )
 
     @staticmethod
     def _restored(folder: Path, names: tuple[str, ...] | None) -> bool:
