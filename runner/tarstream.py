@@ -92,13 +92,23 @@ def coalesced(pieces: Iterable[bytes]) -> Iterator[bytes]:
     yield bytes(pending)
 
 
-def stream_files(entries: Iterable[tuple[Path, str]]) -> Iterator[bytes]:
-    """A tar stream of (file or folder here, name in the archive), folders with all they hold."""
+def data_member(name: str, data: bytes) -> bytes:
+    """A member holding `data` itself, padded to the block."""
+    remainder = len(data) % BLOCK
+    return TarWriter.header(file_member(name, len(data))) + data + b"\0" * ((BLOCK - remainder) % BLOCK)
+
+
+def stream_files(
+    entries: Iterable[tuple[Path, str]], *, recursive: bool = True, first: Iterable[bytes] = ()
+) -> Iterator[bytes]:
+    """A tar stream of (file or folder here, name in the archive), a folder with all it holds unless not
+    `recursive`; `first`, members made beforehand (`data_member`), come before them."""
     writer = TarWriter()
 
     def pieces() -> Iterator[bytes]:
+        yield from first
         for path, arcname in entries:
-            for child, name in walk(path, arcname):
+            for child, name in walk(path, arcname) if recursive else ((path, arcname),):
                 info = writer.describe(child, name)
                 if info is not None:
                     yield from writer.member(child, info)

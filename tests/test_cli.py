@@ -158,7 +158,8 @@ def test_a_failing_pipeline_exits_1_after_finally(cli: Cli, write: Write) -> Non
     lines = completed.out.splitlines()
     assert any(line.split()[:4] == ["bad", "steps", "FAILED", "5"] for line in lines)
     assert any(line.split()[:3] == ["skipped", "steps", "SKIPPED"] for line in lines)
-    assert "4 resources created, all removed" in completed.out  # network, volume, 2 containers
+    assert "skipped │" not in completed.out  # made ahead while `bad` ran, and removed without running
+    assert "5 resources created, all removed" in completed.out  # network, volume, 3 containers
 
 
 @pytest.mark.docker
@@ -251,7 +252,8 @@ def test_the_demo_runs_and_leaves_nothing(cli: Cli) -> None:
     assert completed.code == 0, completed.out + completed.err
     assert "get and check │ got: hello from runner" in completed.out
     assert any(line.split()[:3] == ["stop", "redis", "finally"] for line in completed.out.splitlines())
-    assert "6 resources created, all removed" in completed.out
+    # network, volume, the holder of the lane the three steps share, the service, 3 steps
+    assert "7 resources created, all removed" in completed.out
 
 
 @pytest.mark.docker

@@ -191,8 +191,8 @@ class Backend(Protocol):
         its machine dies, however abruptly. Raises RunnerError when `ready` does not come in time."""
         ...
 
-    def build_image(self, context: bytes, tag: str, buildargs: Mapping[str, str]) -> None:
-        """Build `tag` from a tar archive holding a Dockerfile and its files."""
+    def build_image(self, context: bytes | Iterable[bytes], tag: str, buildargs: Mapping[str, str]) -> None:
+        """Build `tag` from a tar archive holding a Dockerfile and its files (given as chunks, streamed)."""
         ...
 
     def kill(self, container_id: str) -> None: ...

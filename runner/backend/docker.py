@@ -381,9 +381,7 @@ class DockerBackend:
         self._call(lambda: self.api.start(container_id))
 
     def release(self, container_id: str, line: bytes) -> None:
-        attached = self._call(
-            lambda: self.api.attach_socket(container_id, params={"stdin": 1, "stream": 1})
-        )
+        attached = self._call(lambda: self.api.attach_socket(container_id, params={"stdin": 1, "stream": 1}))
         sock: socket.socket = getattr(attached, "_sock", attached)
         try:
             sock.sendall(line)
@@ -500,10 +498,13 @@ class DockerBackend:
             raise RunnerError(f"the lease command did not answer {ready!r}" + (f": {said}" if said else ""))
         return lease
 
-    def build_image(self, context: bytes, tag: str, buildargs: Mapping[str, str]) -> None:
+    def build_image(self, context: bytes | Iterable[bytes], tag: str, buildargs: Mapping[str, str]) -> None:
+        # the SDK hands `fileobj` to requests as the body, which streams any iterable of chunks
+        body: Any = io.BytesIO(context) if isinstance(context, bytes) else context
+
         def build() -> None:
             for entry in self.api.build(
-                fileobj=io.BytesIO(context),
+                fileobj=body,
                 custom_context=True,
                 tag=tag,
                 buildargs=dict(buildargs),

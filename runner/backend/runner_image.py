@@ -6,15 +6,14 @@ needed on the engine side."""
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 import sys
-import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
 
 import runner
+from runner.tarstream import TarWriter, data_member, directory_member, stream_files
 
 SITE = "/opt/runner/site"  # where the package and its distributions go in the image
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?")
@@ -84,7 +83,7 @@ def content_hash() -> str:
     return digest.hexdigest()[:16]
 
 
-def build_context(base: str) -> bytes:
+def build_context(base: str) -> Iterator[bytes]:
     """A tar with a Dockerfile FROM `base` and every file under site/."""
     dockerfile = (
         f"FROM {base}\n"
@@ -98,27 +97,26 @@ def build_context(base: str) -> bytes:
     return _context(dockerfile, [(f"site/{name}", path) for name, path in _files()])
 
 
-def workspace_context(base: str, folder: Path, labels: dict[str, str]) -> bytes:
-    """A tar with a Dockerfile that puts `folder` (the run's workspace, its git repository included) at
-    /workspace of an image FROM `base`."""
+def workspace_context(
+    base: str, entries: Iterable[tuple[Path, str]], labels: dict[str, str]
+) -> Iterator[bytes]:
+    """A tar stream with a Dockerfile that puts the entries (a file or folder here, its path in the
+    workspace; folders are not walked) at /workspace of an image FROM `base`."""
     label_lines = "".join(f'LABEL {key}="{value}"\n' for key, value in labels.items())
     dockerfile = f"FROM {base}\n{label_lines}COPY workspace/ /workspace/\n"
-    files = [("workspace", folder)] + [
-        (f"workspace/{path.relative_to(folder).as_posix()}", path)
-        for path in sorted(folder.rglob("*"))
-        if path.is_symlink() or path.is_file() or path.is_dir()
-    ]
-    return _context(dockerfile, files)
+    folder = directory_member("workspace", 0o755)
+    named = ((path, f"workspace/{relative}") for path, relative in entries)
+    return stream_files(
+        named,
+        recursive=False,
+        first=(data_member("Dockerfile", dockerfile.encode()), TarWriter.header(folder)),
+    )
 
 
-def _context(dockerfile: str, files: list[tuple[str, Path]]) -> bytes:
+def _context(dockerfile: str, files: list[tuple[str, Path]]) -> Iterator[bytes]:
     """A build context: the Dockerfile, then each (name in the context, file or folder here)."""
-    text = dockerfile.encode()
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        entry = tarfile.TarInfo("Dockerfile")
-        entry.size = len(text)
-        archive.addfile(entry, io.BytesIO(text))
-        for name, path in files:
-            archive.add(str(path), arcname=name, recursive=False)
-    return buffer.getvalue()
+    return stream_files(
+        ((path, name) for name, path in files),
+        recursive=False,
+        first=(data_member("Dockerfile", dockerfile.encode()),),
+    )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,7 +95,7 @@ class SwarmCluster:
             return False
         return True
 
-    def build(self, context: bytes, tag: str) -> None:
+    def build(self, context: bytes | Iterable[bytes], tag: str) -> None:
         self.backend.build_image(context, tag, {})
 
     def tag(self, image: str, target: str) -> None:

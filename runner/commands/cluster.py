@@ -29,8 +29,9 @@ from runner.backend.swarm import (
     TaskState,
 )
 from runner.commands.run import RUN_ID_VARIABLE, RunRequest, load
-from runner.config import engine_settings, read_env_file, registry_setting
+from runner.config import CONFIG_NAME, config_exclusions, engine_settings, read_env_file, registry_setting
 from runner.engine.context import new_run_id
+from runner.engine.workspace import DEFAULT_EXCLUDES, Exclusions, SourceTree
 from runner.errors import ExitCode, InputError, RunnerError
 from runner.teardown import provision
 from runner.teardown.lease import CLUSTER_RUN_VARIABLE
@@ -57,7 +58,13 @@ def run_on_cluster(console: Console, request: RunRequest, registry: str | None, 
     context = pipeline.context.resolve()
     image = cluster.name(RUN_REPOSITORY, run_id)
     notice(f"packing the workspace {context} into {image}")
-    cluster.build(workspace_context(runner_image, context, {CLUSTER_RUN: run_id}), image)
+    tree = SourceTree(context, pipeline.source_files, Exclusions(config_exclusions(path, DEFAULT_EXCLUDES)))
+    entries = list(tree.entries())
+    listed = {relative for _, relative in entries}
+    for own in (path.resolve(), *(p for p in (context / CONFIG_NAME,) if p.is_file())):
+        if own.is_relative_to(context) and own.relative_to(context).as_posix() not in listed:
+            entries.append((own, own.relative_to(context).as_posix()))  # what the run needs, ignored or not
+    cluster.build(workspace_context(runner_image, entries, {CLUSTER_RUN: run_id}), image)
     cluster.push(image)
     cluster.forget(image)
     job = ClusterJob(
