@@ -25,6 +25,17 @@ def process_start(pid: int) -> str:
         return "0"
 
 
+def this_host() -> str:
+    """This machine's name, with the PID namespace this process lives in: runners in two containers that
+    share a host name (the host's network) cannot see each other's processes, and must not take each
+    other for dead."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid").removeprefix("pid:[").rstrip("]")
+    except OSError:
+        return socket.gethostname()
+    return f"{socket.gethostname()}@{namespace}"
+
+
 @dataclass(frozen=True)
 class Owner:
     host: str
@@ -34,7 +45,7 @@ class Owner:
     @classmethod
     def current(cls) -> Owner:
         pid = os.getpid()
-        return cls(socket.gethostname(), pid, process_start(pid))
+        return cls(this_host(), pid, process_start(pid))
 
     @classmethod
     def parse(cls, text: str) -> Owner | None:
@@ -48,7 +59,9 @@ class Owner:
         return f"{self.host}/{self.pid}/{self.start}"
 
     def is_local(self) -> bool:
-        return self.host == socket.gethostname()
+        if "@" not in self.host:  # written before owners named their PID namespace
+            return self.host == socket.gethostname()
+        return self.host == this_host()
 
     def is_alive(self) -> bool:
         """True when the owner still runs; an owner on another host is assumed alive."""

@@ -60,3 +60,15 @@ def test_an_owner_is_alive_only_while_its_process_runs() -> None:
     assert not Owner(me.host, os.getpid(), "1").is_alive()  # same pid, other start time: a reused pid
     assert Owner("another-host", 1, "1").is_alive()  # unknown elsewhere: never assumed dead
     assert Owner.parse("garbage") is None
+
+
+def test_a_runner_in_another_pid_namespace_of_this_host_is_never_taken_for_dead() -> None:
+    # two runners in containers on the host's network share its name, yet neither sees the other's
+    # processes: the pid 1 of another namespace is not this namespace's pid 1
+    me = Owner.current()
+    name, _, namespace = me.host.partition("@")
+    assert namespace, me.host
+    assert Owner(f"{name}@{int(namespace) + 1}", 1, "0").is_alive()
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert not Owner(name, child.pid, "0").is_alive()  # a label written before owners named namespaces
