@@ -10,7 +10,6 @@ from rich.markup import escape
 from rich.prompt import Confirm, Prompt
 
 from runner.backend import connect
-from runner.backend.registry import delete_image
 from runner.config import config_exclusions, config_images, engine_settings, parse_pairs, read_env_file
 from runner.engine import reuse
 from runner.engine.executor import ConfirmManual, Executor, RunOptions
@@ -21,7 +20,6 @@ from runner.engine.status import RunResult
 from runner.engine.workspace import DEFAULT_EXCLUDES, Exclusions, SourceTree
 from runner.errors import InputError
 from runner.formats import find_default, load_pipeline
-from runner.formats.kestra.compile import find_flow
 from runner.formats.options import LoadOptions
 from runner.formats.options import Prompt as VariablePrompt
 from runner.model import Pipeline, Step, SubflowAction
@@ -208,6 +206,8 @@ def _plan(
 def run(console: Console, request: RunRequest) -> int:
     pushed = os.environ.get(CLUSTER_IMAGE_VARIABLE)
     if pushed:  # a cluster run's own image: its node has it now, the registry need not keep it
+        from runner.backend.registry import delete_image  # only a cluster run's container needs it
+
         problem = delete_image(pushed)
         if problem:
             console.print(
@@ -231,6 +231,8 @@ def run(console: Console, request: RunRequest) -> int:
         """A subflow: its file loaded with the rendered inputs, run as a run of its own on the same engine
         (its own guard and sweep), with the same options, subflows included. A flow named by an
         expression is looked for now, where the loader would have looked."""
+        from runner.formats.kestra.compile import find_flow  # a Kestra flow's: its format is loaded
+
         child_path = action.path
         if not child_path:
             found = find_flow(tuple(Path(d) for d in action.search), action.namespace, action.flow_id)

@@ -2,22 +2,43 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from runner.errors import InputError
-from runner.formats import bitbucket, kestra, native
 from runner.formats.options import LoadOptions
 from runner.formats.source import Document, load_file
 from runner.model import Pipeline
 
 Loader = Callable[[Document, Path, LoadOptions], Pipeline]
 
-LOADERS: dict[str, Loader] = {
-    "native": native.load,
-    "bitbucket": bitbucket.load,
-    "kestra": kestra.load,
+
+FORMAT_MODULES = {
+    "native": "runner.formats.native",
+    "bitbucket": "runner.formats.bitbucket",
+    "kestra": "runner.formats.kestra",
 }
+
+
+class _Loaders(Mapping[str, Loader]):
+    """Each format's `load`, its module imported when a file of that format is loaded: a run does not
+    pay for the formats it does not read (Kestra's task tables alone take a tenth of a second)."""
+
+    def __getitem__(self, name: str) -> Loader:
+        if name not in FORMAT_MODULES:
+            raise KeyError(name)
+        loader: Loader = importlib.import_module(FORMAT_MODULES[name]).load
+        return loader
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(FORMAT_MODULES)
+
+    def __len__(self) -> int:
+        return len(FORMAT_MODULES)
+
+
+LOADERS: Mapping[str, Loader] = _Loaders()
 DEFAULT_FILES = ("runner.yml", "runner.yaml", "bitbucket-pipelines.yml", "bitbucket-pipelines.yaml")
 
 
