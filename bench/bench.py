@@ -123,7 +123,7 @@ def peer_comparison() -> None:
     print(f"  bitbucket-pipeline-runner {statistics.median(peer_times):6.2f} s")
     print(
         f"  ratio runner/peer: median {statistics.median(ratios):.3f} "
-        f"(min {min(ratios):.3f}, max {max(ratios):.3f}; target <= 0.32, the figure before steps ahead)"
+        f"(min {min(ratios):.3f}, max {max(ratios):.3f}; target <= 0.32)"
     )
     print(
         f"  exit codes, passing pipeline: runner {exit_code(runner_on(good))}, "

@@ -70,7 +70,8 @@ def git_commit(root: Path) -> None:
     for command in (
         ["init", "-q"],
         ["add", "-A"],
-        ["-c", "user.name=bench", "-c", "user.email=b@b", "commit", "-qm", "tree"],
+        # no gc of its own in the background, which would refuse the one below
+        ["-c", "gc.auto=0", "-c", "user.name=bench", "-c", "user.email=b@b", "commit", "-qm", "tree"],
         ["gc", "-q", "--prune=now"],
     ):
         subprocess.run(["git", "-C", str(root), *command], check=True, stdout=subprocess.DEVNULL)
