@@ -4,8 +4,10 @@ step. Nothing of it is held in memory: each archive is read from disk as the eng
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from runner.globs import matches
@@ -22,19 +24,25 @@ class Exclusions:
 
     patterns: tuple[str, ...] = DEFAULT_EXCLUDES
 
+    @cached_property
+    def _names(self) -> re.Pattern[str] | None:
+        """One expression for every name pattern: a copy asks about each of thousands of files."""
+        names = [fnmatch.translate(pattern) for pattern in self.patterns if "/" not in pattern]
+        return re.compile("|".join(names)) if names else None
+
+    @cached_property
+    def _paths(self) -> re.Pattern[str] | None:
+        paths = [fnmatch.translate(pattern.strip("/")) for pattern in self.patterns if "/" in pattern]
+        return re.compile("|".join(paths)) if paths else None
+
     def excludes(self, relative: str) -> bool:
         parts = relative.split("/")
-        for pattern in self.patterns:
-            if "/" in pattern:
-                anchored = pattern.strip("/")
-                if any(
-                    fnmatch.fnmatchcase("/".join(parts[:depth]), anchored)
-                    for depth in range(1, len(parts) + 1)
-                ):
-                    return True
-            elif any(fnmatch.fnmatchcase(part, pattern) for part in parts):
-                return True
-        return False
+        if self._names is not None and any(self._names.match(part) for part in parts):
+            return True
+        paths = self._paths
+        return paths is not None and any(
+            paths.match("/".join(parts[:depth])) for depth in range(1, len(parts) + 1)
+        )
 
 
 class SourceTree:
