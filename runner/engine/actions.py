@@ -555,9 +555,7 @@ class Actions:
         self.run.backend.start(container_id)
         return Made(comparable(spec), container_id)
 
-    def _prepare_container(
-        self, container_id: str, action: ContainerRun, tree_in_image: bool = False
-    ) -> None:
+    def _prepare_container(self, container_id: str, action: ContainerRun, tree_in_image: bool) -> None:
         self._own_files(container_id, action, tree_in_image)
         self._late_files(container_id, action)
 
