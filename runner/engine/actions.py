@@ -550,9 +550,14 @@ class Actions:
         spec = container_spec(
             step, action, with_tree or image, self.run.teardown.name(step.id), context, True
         )
-        container_id = self.run.teardown.create_container(spec, step.id, False)
-        self._own_files(container_id, action, with_tree is not None)
-        self.run.backend.start(container_id)
+        try:
+            container_id = self.run.teardown.create_container(spec, step.id, False)
+            self._own_files(container_id, action, with_tree is not None)
+            self.run.backend.start(container_id)
+        except BaseException:
+            # by its name, which the ledger holds even when the engine never answered with an id
+            self.run.teardown.remove_container(spec.name)
+            raise
         return Made(comparable(spec), container_id)
 
     def _prepare_container(self, container_id: str, action: ContainerRun, tree_in_image: bool) -> None:

@@ -60,7 +60,9 @@ class StepsAhead:
     """Which step follows which, and the containers made ahead for them, by step id."""
 
     def __init__(self, remove: Callable[[str], None]) -> None:
-        self.remove = remove  # removes a step's containers, in the background
+        # removes a container made ahead, by its id, in the background: never by its step, whose own
+        # container may already be starting when one made ahead turns out not to fit
+        self.remove = remove
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ahead")
         self.following: dict[str, tuple[Step, Block]] = {}
         self.made: dict[str, Future[Made | None]] = {}
@@ -90,14 +92,13 @@ class StepsAhead:
             return None
         try:
             made = future.result()
-        except RunnerError:
-            made = None
+        except RunnerError:  # what was made of it is already removed
+            return None
         if made is None:
-            self.remove(step_id)
             return None
         if made.spec == comparable(spec) and running(made.container_id):
             return made.container_id
-        self.remove(step_id)
+        self.remove(made.container_id)
         return None
 
     def drop(self, step_id: str) -> None:
@@ -106,7 +107,14 @@ class StepsAhead:
             self.following.pop(step_id, None)
             future = self.made.pop(step_id, None)
         if future is not None:
-            future.add_done_callback(lambda _: self.remove(step_id))
+            future.add_done_callback(self._remove_made)
+
+    def _remove_made(self, future: Future[Made | None]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return
+        made = future.result()
+        if made is not None:
+            self.remove(made.container_id)
 
     def close(self) -> None:
         """Nothing more is made ahead, and what is being made is finished, so the sweep sees it."""

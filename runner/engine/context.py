@@ -112,8 +112,8 @@ class RunContext:
         self.removals = ThreadPoolExecutor(max_workers=4, thread_name_prefix="remove")
         self.pending_removals: list[Future[object]] = []
         self.ahead = StepsAhead(
-            remove=lambda step_id: self.pending_removals.append(
-                self.removals.submit(teardown.stop_step, step_id)
+            remove=lambda container_id: self.pending_removals.append(
+                self.removals.submit(teardown.remove_container, container_id)
             )
         )
         self.log_dir = ledger.directory / "logs" / self.run_id

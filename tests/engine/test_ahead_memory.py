@@ -4,12 +4,16 @@ would get then, and goes when the step will not run."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
-from runner.backend.base import TOOL_IMAGE
+from runner.backend.base import TOOL_IMAGE, ContainerSpec
+from runner.engine.ahead import Made, StepsAhead, comparable
 from runner.engine.container_step import GATE_VARIABLE
-from runner.engine.status import StepStatus
+from runner.engine.status import Block, StepStatus
+from runner.errors import RunnerError
+from runner.model import Step
 from runner.teardown.ledger import Ledger
 from tests.engine.memory_backend import DEFAULT_IMAGES, Image, MemoryBackend
 from tests.engine.test_semantics_memory import Watching, execute, parallel, pipeline, sh
@@ -116,3 +120,79 @@ def test_steps_in_order_share_one_lane_and_parallel_ones_do_not(tmp_path: Path, 
         assert {spec.join for spec in backend.created_for(alone)} == {None}
     assert backend.leftovers() == []
     assert backend.faults == []
+
+
+def test_a_container_made_ahead_that_does_not_fit_is_removed_by_its_id_never_by_its_step() -> None:
+    # The step's own container may be starting while the one made ahead is removed in the background:
+    # a removal by step would take it too.
+    removed: list[str] = []
+    ahead = StepsAhead(remove=removed.append)
+    current, following = sh("one", "true"), sh("two", "true")
+    made_spec = ContainerSpec(name="runner-x-two-1", image="busybox", labels={}, env={"A": "1"})
+
+    ahead.plan(current, following, Block.STEPS)
+    ahead.start_after("one", lambda step, block: Made(comparable(made_spec), "made-ahead-id"))
+    at_its_turn = dataclasses.replace(made_spec, name="runner-x-two-2", env={"A": "2"})
+    assert ahead.take("two", at_its_turn, running=lambda container_id: True) is None
+    ahead.close()
+    assert removed == ["made-ahead-id"]
+
+
+def test_a_step_that_will_not_run_loses_only_the_container_made_ahead_for_it() -> None:
+    removed: list[str] = []
+    ahead = StepsAhead(remove=removed.append)
+    ahead.plan(sh("one", "true"), sh("two", "true"), Block.STEPS)
+    spec = ContainerSpec(name="runner-x-two-1", image="busybox", labels={})
+    ahead.start_after("one", lambda step, block: Made(comparable(spec), "made-ahead-id"))
+    ahead.drop("two")
+    ahead.close()
+    assert removed == ["made-ahead-id"]
+
+
+def test_a_container_that_could_not_be_made_ahead_leaves_nothing_for_the_step_to_remove() -> None:
+    removed: list[str] = []
+    ahead = StepsAhead(remove=removed.append)
+    ahead.plan(sh("one", "true"), sh("two", "true"), Block.STEPS)
+
+    def refused(step: Step, block: Block) -> Made | None:
+        raise RunnerError("the engine refused: no space left on device")
+
+    ahead.start_after("one", refused)
+    spec = ContainerSpec(name="runner-x-two-2", image="busybox", labels={})
+    assert ahead.take("two", spec, running=lambda container_id: True) is None
+    ahead.close()
+    assert removed == []
+
+
+def test_a_start_that_fails_ahead_removes_the_container_it_made(
+    write: Write, ledger: Ledger
+) -> None:
+    backend = FailingStarts(DEFAULT_IMAGES, failing_step="two")
+    path = write("""
+        image: busybox
+        steps:
+          - {id: one, script: [sleep 0.2, echo one]}
+          - {id: two, script: echo two}
+    """)
+    run = execute(path, backend, ledger)
+    assert run.result.exit_code == 0
+    assert run.reporter.output("two") == ["two"]  # made at its turn instead
+    assert gated(backend, "two") == [True, False]
+    assert backend.leftovers() == []
+
+
+class FailingStarts(MemoryBackend):
+    """Refuses to start the first container made ahead for one step."""
+
+    def __init__(self, images: dict[str, Image], failing_step: str) -> None:
+        super().__init__(images)
+        self.failing_step = failing_step
+        self.refused = False
+
+    def start(self, container_id: str) -> None:
+        with self.condition:
+            spec = self._container(container_id).spec
+        if not self.refused and spec.labels.get("dev.runner.step") == self.failing_step:
+            self.refused = True
+            raise RunnerError("the engine refused: cannot start")
+        super().start(container_id)
