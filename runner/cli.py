@@ -36,8 +36,8 @@ Format = Annotated[
 PLAIN_WIDTH = 160  # not a terminal: lines are read by people and by grep, not wrapped at 80
 
 
-def _console(no_color: bool) -> Console:
-    console = Console(no_color=no_color or None, highlight=False)
+def _console(no_color: bool, stderr: bool = False) -> Console:
+    console = Console(no_color=no_color or None, highlight=False, stderr=stderr)
     if not console.is_terminal:
         console.width = PLAIN_WIDTH
         # a diagnostic is one line, `file:line:col: message`, whatever its length: never cut it for a pipe
@@ -264,6 +264,27 @@ def run(
             "failed run), with what the passed steps left; final runs again.",
         ),
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            "-n",
+            help="Show what the run would do (steps, images, services, caches, artifacts, finally) and "
+            "start nothing; exit 0 when it could start, 2 when the file is invalid.",
+        ),
+    ] = False,
+    json_events: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Write every event as one JSON line on standard output (schema: runner/reports/"
+            "events.schema.json); the summary goes to standard error. With --dry-run: the plan as JSON.",
+        ),
+    ] = False,
+    junit: Annotated[
+        Path | None,
+        typer.Option("--junit", metavar="FILE", help="Write a JUnit XML report of the run to FILE."),
+    ] = None,
     format_name: Format = None,
     quiet: Quiet = False,
     verbose: Verbose = False,
@@ -303,16 +324,27 @@ def run(
         allow_host_process=allow_host_process,
         resume=resume,
         rerun_failed=rerun_failed,
+        json_events=json_events,
+        junit=junit,
     )
+    console = _console(no_color, stderr=json_events)
+    if dry_run:
+        from runner.commands.plan import show_plan
+
+        if cluster or resume is not None or rerun_failed is not None:
+            _execute(lambda: _refuse("--dry-run shows a local run from its file", "leave out --cluster, "
+                                     "--resume and --rerun-failed"))
+        _execute(lambda: show_plan(_console(no_color), request))
     if detach and not cluster:
         _execute(lambda: _refuse("--detach is for cluster runs", "add --cluster"))
     if cluster:
         from runner.commands.cluster import run_on_cluster
 
-        if resume is not None or rerun_failed is not None or bind or keep:
-            _execute(lambda: _refuse("--resume, --rerun-failed, --bind and --keep are for local runs"))
-        _execute(lambda: run_on_cluster(_console(no_color), request, registry, detach))
-    _execute(lambda: run_command(_console(no_color), request))
+        if resume is not None or rerun_failed is not None or bind or keep or json_events or junit:
+            local_only = "--resume, --rerun-failed, --bind, --keep, --json and --junit"
+            _execute(lambda: _refuse(f"{local_only} are for local runs"))
+        _execute(lambda: run_on_cluster(console, request, registry, detach))
+    _execute(lambda: run_command(console, request))
 
 
 @app.command("list")

@@ -18,6 +18,7 @@ from runner.durations import format_duration
 from runner.engine.status import Block, RunResult, StepResult, StepStatus
 from runner.errors import InputError, RunnerError
 from runner.model import ContainerRun, Group, LoadWarning, Pipeline, Step
+from runner.teardown.manager import ResourceChange
 
 STYLES = {
     StepStatus.SUCCESS: ("✓", "green"),
@@ -113,6 +114,9 @@ class ConsoleReporter:
             return
         style = "yellow" if warning else "dim"
         self.console.print(f"[{style}]{escape(text)}[/{style}]")
+
+    def resource(self, change: ResourceChange) -> None:
+        pass  # the summary counts them; a person is not shown each one
 
     def run_finished(self, result: RunResult) -> None:
         if self.live is not None:

@@ -12,6 +12,7 @@ from rich.prompt import Confirm, Prompt
 from runner.backend import connect
 from runner.config import config_exclusions, config_images, engine_settings, parse_pairs, read_env_file
 from runner.engine import reuse
+from runner.engine.events import Reporters
 from runner.engine.executor import ConfirmManual, Executor, RunOptions
 from runner.engine.interrupts import Interrupts
 from runner.engine.reuse import CarriedStep
@@ -24,6 +25,8 @@ from runner.formats.options import LoadOptions
 from runner.formats.options import Prompt as VariablePrompt
 from runner.model import Pipeline, Step, SubflowAction
 from runner.render import ConsoleReporter, load_warning
+from runner.reports.events import EventWriter
+from runner.reports.junit import JunitReport
 from runner.teardown.lease import CLUSTER_IMAGE_VARIABLE, CLUSTER_RUN_VARIABLE
 from runner.teardown.ledger import Ledger, RunRecord
 
@@ -61,6 +64,8 @@ class RunRequest:
     allow_host_process: bool = False  # Kestra's Process task runner runs on this machine, not in a container
     resume: str | None = None  # "" : the newest paused run of the file
     rerun_failed: str | None = None  # "" : the newest failed run of the file
+    json_events: bool = False  # every event as a JSON line on standard output
+    junit: Path | None = None  # a JUnit XML report written here when the run ends
 
 
 @dataclass(frozen=True)
@@ -173,7 +178,7 @@ def _text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def _plan(
+def prepare_run(
     console: Console, request: RunRequest, ledger: Ledger
 ) -> tuple[Path, Pipeline, dict[str, str], Plan, RunRequest]:
     continued = _continued(request, ledger)
@@ -214,18 +219,27 @@ def run(console: Console, request: RunRequest) -> int:
                 f"[yellow]warning: {escape(pushed)} stays in the registry: {escape(problem)}[/yellow]"
             )
     ledger = Ledger()
-    path, pipeline, env, plan, request = _plan(console, request, ledger)
+    path, pipeline, env, plan, request = prepare_run(console, request, ledger)
     secrets = _env(request.secret_files, request.secrets, "--secret")
     image_map = {**config_images(path), **parse_pairs(request.images, "--image")}
     backend = connect(engine_settings(path))
     backend.ping()
     # in a cluster run's container, this machine's ledger goes with the container: no hint names it
-    reporter = ConsoleReporter(
+    console_reporter = ConsoleReporter(
         console,
-        quiet=request.quiet,
+        quiet=request.quiet or request.json_events,
         verbose=request.verbose,
         local_hints=not os.environ.get(CLUSTER_RUN_VARIABLE),
     )
+    junit = JunitReport() if request.junit is not None else None
+    events = EventWriter(
+        ledger.directory / "logs",
+        sys.stdout if request.json_events else None,
+        backend.info().address,
+        on_error=lambda text: console.print(f"[yellow]warning: {escape(text)}[/yellow]"),
+        listeners=[junit.add] if junit is not None else [],
+    )
+    reporter = Reporters([console_reporter, events])
 
     def run_subflow(action: SubflowAction, interrupts: Interrupts) -> RunResult:
         """A subflow: its file loaded with the rendered inputs, run as a run of its own on the same engine
@@ -260,7 +274,7 @@ def run(console: Console, request: RunRequest) -> int:
         keep=request.keep,
         bind=request.bind,
         max_parallel=request.max_parallel,
-        confirm_manual=_confirm_manual(console, reporter, request.manual),
+        confirm_manual=_confirm_manual(console, console_reporter, request.manual),
         carried=plan.carried,
         parent=plan.parent,
         selection=_selection(request),
@@ -273,7 +287,19 @@ def run(console: Console, request: RunRequest) -> int:
     )
     if request.verbose:
         _show_exclusions(console, pipeline, options.exclude)
-    return Executor(pipeline, backend, ledger, reporter, options).run().exit_code
+    try:
+        return Executor(pipeline, backend, ledger, reporter, options).run().exit_code
+    finally:
+        if junit is not None and request.junit is not None:
+            _write_junit(console, request.junit, junit)
+
+
+def _write_junit(console: Console, path: Path, report: JunitReport) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(report.xml(), encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"--junit {path}: cannot write the report: {exc.strerror or exc}") from None
 
 
 def _show_exclusions(console: Console, pipeline: Pipeline, patterns: tuple[str, ...]) -> None:

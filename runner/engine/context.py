@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from runner.backend.base import Backend
 from runner.engine.ahead import StepsAhead
 from runner.engine.artifacts import ArtifactStore
-from runner.engine.events import Reporter
+from runner.engine.events import MaskedReporter, Reporter
 from runner.engine.frames import LOOP_VALUES
 from runner.engine.fresh_tree import TreeImages, clone_uses
 from runner.engine.images import ImageResolver
@@ -95,7 +95,7 @@ class RunContext:
         self.pipeline = pipeline
         self.backend = backend
         self.ledger = ledger
-        self.reporter = reporter
+        self.reporter: Reporter = MaskedReporter(reporter, self.mask)
         self.options = options
         self.interrupts = interrupts
         self.teardown = teardown

@@ -41,7 +41,7 @@ class Executor:
         self.pipeline = pipeline
         self.owner = Owner.current()
         run_id = (options.run_id if options else "") or new_run_id()
-        teardown = TeardownManager(backend, ledger, run_id, pipeline.name, self.owner)
+        teardown = TeardownManager(backend, ledger, run_id, pipeline.name, self.owner, reporter.resource)
         self.context = RunContext(
             pipeline, backend, ledger, reporter, options or RunOptions(), interrupts or Interrupts(), teardown
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from runner.backend.base import REMOVAL_ORDER, Backend, ContainerSpec, Resource, ResourceKind
@@ -31,6 +32,20 @@ class Record:
         return Resource(self.kind, self.ident or self.name, self.name, {}, time.time())
 
 
+@dataclass(frozen=True)
+class ResourceChange:
+    """A resource of the run created (confirmed by the engine) or removed, for whoever shows the run."""
+
+    kind: ResourceKind
+    name: str
+    step: str
+    service: bool  # a container that runs beside steps
+    removed: bool
+
+
+ResourceObserver = Callable[[ResourceChange], None]
+
+
 @dataclass
 class SweepReport:
     removal: RemovalReport
@@ -42,9 +57,16 @@ class SweepReport:
 
 class TeardownManager:
     def __init__(
-        self, backend: Backend, ledger: Ledger, run_id: str, pipeline: str, owner: labels.Owner
+        self,
+        backend: Backend,
+        ledger: Ledger,
+        run_id: str,
+        pipeline: str,
+        owner: labels.Owner,
+        observer: ResourceObserver | None = None,
     ) -> None:
         self.backend = backend
+        self.observer = observer
         self.ledger = ledger
         self.run_id = run_id
         self.pipeline = pipeline
@@ -71,6 +93,11 @@ class TeardownManager:
     def _confirm(self, record: Record, ident: str) -> None:
         record.ident = ident
         self.ledger.confirm(self.run_id, record.kind, record.name, ident)
+        self._tell(record, removed=False)
+
+    def _tell(self, record: Record, removed: bool) -> None:
+        if self.observer is not None:
+            self.observer(ResourceChange(record.kind, record.name, record.step, record.detached, removed))
 
     def create_network(self) -> str:
         record = self._track("network", f"runner-{self.run_id}-net", "")
@@ -114,6 +141,7 @@ class TeardownManager:
             record = by_ident[resource.id]
             record.removed = True
             self.ledger.removed(self.run_id, record.kind, record.name)
+            self._tell(record, removed=True)
 
         return remove_all(self.backend, [r.as_resource() for r in records], on_removed=mark)
 
