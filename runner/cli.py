@@ -332,8 +332,12 @@ def run(
         from runner.commands.plan import show_plan
 
         if cluster or resume is not None or rerun_failed is not None:
-            _execute(lambda: _refuse("--dry-run shows a local run from its file", "leave out --cluster, "
-                                     "--resume and --rerun-failed"))
+            _execute(
+                lambda: _refuse(
+                    "--dry-run shows a local run from its file",
+                    "leave out --cluster, --resume and --rerun-failed",
+                )
+            )
         _execute(lambda: show_plan(_console(no_color), request))
     if detach and not cluster:
         _execute(lambda: _refuse("--detach is for cluster runs", "add --cluster"))
@@ -419,6 +423,14 @@ def cleanup(
         list[str] | None, typer.Option("--compose", help="Resources of this docker compose project.")
     ] = None,
     exited: Annotated[bool, typer.Option("--exited", help="Only containers that are not running.")] = False,
+    logs: Annotated[
+        bool,
+        typer.Option(
+            "--logs",
+            help="Also prune the logs of past runs: those older than [logs] keep (or --older-than), then "
+            "the oldest beyond [logs] max_size of runner.toml (default 30d and 1GB).",
+        ),
+    ] = False,
     cluster: Annotated[
         bool,
         typer.Option(
@@ -445,6 +457,7 @@ def cleanup(
         labels=label or [],
         compose=compose or [],
         exited=exited,
+        logs=logs,
     )
     _execute(lambda: cleanup_command(_console(no_color), request))
 
@@ -472,17 +485,45 @@ ClusterRunId = Annotated[str, typer.Argument(metavar="RUN", help="The run's id (
 
 @app.command()
 def logs(
-    run_id: Annotated[
-        str, typer.Argument(metavar="RUN", help="The run's id, as `runner ps --cluster` shows it.")
-    ],
-    step: Annotated[str | None, typer.Argument(metavar="[STEP]", help="Only this step's lines.")] = None,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing as the run goes on.")] = False,
+    target: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[RUN|FILE]",
+            help="A run's id (or its start), a pipeline file (its newest run), or a step of the newest run "
+            "(default: the newest run's steps).",
+        ),
+    ] = None,
+    step: Annotated[
+        str | None, typer.Argument(metavar="[STEP]", help="This step's log (its id or name).")
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing as the run goes on, until it ends.")
+    ] = False,
+    tail: Annotated[
+        int | None, typer.Option("--tail", "-n", min=0, help="Only the last N lines (then follow, with -f).")
+    ] = None,
+    cluster: Annotated[
+        bool, typer.Option("--cluster", help="A run of the Swarm cluster (`runner ps --cluster`).")
+    ] = False,
     no_color: NoColor = False,
 ) -> None:
-    """Print a cluster run's output (a step's lines alone with STEP)."""
-    from runner.commands.cluster import logs as logs_command
+    """Print a past or running run's output: its steps, one step's log, or everything as it comes."""
+    from runner.commands.cluster import logs as cluster_logs
+    from runner.commands.logs import LogsRequest, show_logs
 
-    _execute(lambda: logs_command(_console(no_color), run_id, step, follow))
+    console = _console(no_color)
+
+    def action() -> int:
+        if not cluster:
+            try:
+                return show_logs(console, LogsRequest(target, step, follow, tail))
+            except LookupError:
+                pass  # no local run so named: a cluster run's id
+        if target is None:
+            raise InputError("a cluster run is named by its id", "runner ps --cluster lists them")
+        return cluster_logs(console, target, step, follow)
+
+    _execute(action)
 
 
 @app.command()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from runner.backend.base import EngineSettings
+from runner.durations import parse_duration
 from runner.errors import InputError
 
 CONFIG_NAME = "runner.toml"
@@ -181,3 +183,43 @@ def config_exclusions(pipeline_path: Path, defaults: tuple[str, ...]) -> tuple[s
             )
         patterns += [item for item in exclude if item not in patterns]
     return tuple(patterns)
+
+
+LOG_DEFAULTS = {"keep": "30d", "max_size": "1GB"}
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(?:([kmgt])(i)?)?b?", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """Bytes in `500MB`, `2GiB`, `1g`, `1000000`; raises ValueError with a message meant for a user."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"'{text}' is not a size; write it like 500MB or 2GB")
+    number, letter, binary = match.groups()
+    power = " kmgt".index(letter.lower()) if letter else 0
+    return int(float(number) * (1024 if binary else 1000) ** power)
+
+
+def config_log_retention(pipeline_path: Path | None) -> tuple[float, int]:
+    """How long the logs of a run are kept (seconds) and how much all runs' logs may take (bytes):
+    `[logs] keep` and `max_size` of runner.toml, else 30 days and 1 GB."""
+    settings: dict[str, object] = dict(LOG_DEFAULTS)
+    for path, data in _config_files(pipeline_path):
+        table = data.get("logs", {})
+        if not isinstance(table, dict):
+            raise InputError(f"{path}: [logs] must be a table", 'write e.g. [logs] keep = "14d"')
+        unknown = sorted(set(table) - set(LOG_DEFAULTS))
+        if unknown:
+            raise InputError(
+                f"{path}: [logs] has no setting {unknown[0]!r}",
+                'it takes `keep` (an age, e.g. "14d") and `max_size` (e.g. "500MB")',
+            )
+        settings.update(table)
+    try:
+        keep = parse_duration(settings["keep"])
+    except ValueError as exc:
+        raise InputError(f"runner.toml: [logs] keep: {exc}", 'write e.g. keep = "14d"') from None
+    try:
+        size = parse_size(str(settings["max_size"]))
+    except ValueError as exc:
+        raise InputError(f"runner.toml: [logs] max_size: {exc}", 'write e.g. max_size = "500MB"') from None
+    return keep, size

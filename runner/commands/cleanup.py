@@ -32,6 +32,7 @@ class CleanupRequest:
     labels: list[str] = field(default_factory=list)  # KEY=VALUE or KEY: resources of any tool
     compose: list[str] = field(default_factory=list)  # docker compose projects
     exited: bool = False  # stopped containers only
+    logs: bool = False  # also prune the logs of past runs
 
 
 def cleanup(console: Console, request: CleanupRequest) -> int:
@@ -39,6 +40,10 @@ def cleanup(console: Console, request: CleanupRequest) -> int:
         age = parse_duration(request.older_than) if request.older_than else None
     except ValueError as exc:
         raise InputError(f"--older-than: {exc}", "write it like 30m, 1h or 2d") from exc
+    if request.logs:  # the state directory's files alone: no engine needed
+        from runner.commands.logs import prune_logs
+
+        prune_logs(console, Ledger(), request.dry_run, age)
     backend = connect()
     backend.ping()
     engine = backend.info()

@@ -10,7 +10,14 @@ from rich.markup import escape
 from rich.prompt import Confirm, Prompt
 
 from runner.backend import connect
-from runner.config import config_exclusions, config_images, engine_settings, parse_pairs, read_env_file
+from runner.config import (
+    config_exclusions,
+    config_images,
+    config_log_retention,
+    engine_settings,
+    parse_pairs,
+    read_env_file,
+)
 from runner.engine import reuse
 from runner.engine.events import Reporters
 from runner.engine.executor import ConfirmManual, Executor, RunOptions
@@ -291,10 +298,20 @@ def run(console: Console, request: RunRequest) -> int:
         return Executor(pipeline, backend, ledger, reporter, options).run().exit_code
     finally:
         if junit is not None and request.junit is not None:
-            _write_junit(console, request.junit, junit)
+            _write_junit(request.junit, junit)
+        _prune_logs(ledger, path)
 
 
-def _write_junit(console: Console, path: Path, report: JunitReport) -> None:
+def _prune_logs(ledger: Ledger, path: Path) -> None:
+    """The state directory keeps what runner.toml's [logs] allows: checked after each run."""
+    from runner.commands.logs import running
+    from runner.reports.journals import Retention, prune
+
+    keep, max_bytes = config_log_retention(path)
+    prune(ledger.directory / "logs", Retention(keep, max_bytes), lambda run_id: running(ledger, run_id))
+
+
+def _write_junit(path: Path, report: JunitReport) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(report.xml(), encoding="utf-8")

@@ -168,5 +168,3 @@ def _number(value: object) -> float:
 def _seconds(value: object) -> str:
     seconds = _number(value.get("duration")) if isinstance(value, Mapping) else _number(value)
     return f"{seconds:.3f}"
-
-

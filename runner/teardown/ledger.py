@@ -103,6 +103,7 @@ class StepRecord:
     variables: dict[str, str]  # what the step shared with the steps after it
     masked: tuple[str, ...]  # the names among them whose values are never shown
     outputs: dict[str, object]  # what later steps' expressions read of it (`outputs.ID...`)
+    duration: float = 0.0  # seconds
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> StepRecord:
@@ -115,6 +116,7 @@ class StepRecord:
             variables=json.loads(row["variables"]),
             masked=tuple(json.loads(row["masked"])),
             outputs=json.loads(row["outputs"]),
+            duration=float(row["duration"] or 0.0),
         )
 
 

@@ -10,6 +10,7 @@ from runner.formats import load_pipeline
 from runner.formats.options import LoadOptions
 from runner.model import Group, Pipeline, Step
 from runner.teardown.ledger import Ledger
+from runner.teardown.manager import ResourceChange
 from tests.conftest import IMAGE_MAP
 
 
@@ -18,6 +19,7 @@ class RecordingReporter:
     lines: list[tuple[str, str]] = field(default_factory=list)
     order: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
+    resources: list[ResourceChange] = field(default_factory=list)
 
     def run_started(self, pipeline: Pipeline, run_id: str) -> None:
         pass
@@ -33,6 +35,9 @@ class RecordingReporter:
 
     def notice(self, text: str, *, warning: bool = False) -> None:
         self.notices.append(text)
+
+    def resource(self, change: ResourceChange) -> None:
+        self.resources.append(change)
 
     def run_finished(self, result: RunResult) -> None:
         pass
