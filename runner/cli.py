@@ -63,6 +63,10 @@ def _execute(action: Callable[[], int]) -> None:
         code = exc.exit_code
     except KeyboardInterrupt:
         code = ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        # the reader of our output went away (`| head`): nothing is wrong, and nothing more can be said
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = ExitCode.BROKEN_PIPE
     except Exception:
         _errors().print(
             "[red]internal error[/red]: " + escape(traceback.format_exc().strip().splitlines()[-1])
@@ -360,13 +364,15 @@ def list_pipelines(
     var: Repeated = None,
     flow_input: Annotated[list[str] | None, typer.Option("--input", help="A flow input: NAME=VALUE.")] = None,
     format_name: Format = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The pipelines and their steps as JSON.")] = False,
     no_color: NoColor = False,
 ) -> None:
     """List a file's pipelines and their steps, and which one `run` would choose."""
     from runner.commands.listing import list_pipelines as list_command
 
     variables = [*(var or []), *(flow_input or [])]
-    _execute(lambda: list_command(_console(no_color), file, format_name, pipeline, branch, tag, variables))
+    console = _console(no_color)
+    _execute(lambda: list_command(console, file, format_name, pipeline, branch, tag, variables, as_json))
 
 
 @app.command()
@@ -468,16 +474,19 @@ def ps(
         bool,
         typer.Option("--cluster", help="List the runs of the Swarm cluster whose manager is the engine."),
     ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="The runs and their resources as JSON.")] = False,
     no_color: NoColor = False,
 ) -> None:
     """List live and leaked runs with their resources (with --cluster, the cluster's runs)."""
     if cluster:
         from runner.commands.cluster import ps_cluster
 
+        if as_json:
+            _execute(lambda: _refuse("--json lists the runs of this engine", "leave out --cluster"))
         _execute(lambda: ps_cluster(_console(no_color)))
     from runner.commands.ps import ps as ps_command
 
-    _execute(lambda: ps_command(_console(no_color)))
+    _execute(lambda: ps_command(_console(no_color), as_json))
 
 
 ClusterRunId = Annotated[str, typer.Argument(metavar="RUN", help="The run's id (`runner ps --cluster`).")]
@@ -524,6 +533,32 @@ def logs(
         return cluster_logs(console, target, step, follow)
 
     _execute(action)
+
+
+@app.command()
+def report(
+    target: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[RUN|FILE]",
+            help="A run's id (or its start), or a pipeline file (default: the newest run).",
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Where to write the page (default: runner-report-RUN.html here; - for stdout).",
+        ),
+    ] = None,
+    no_color: NoColor = False,
+) -> None:
+    """Write one HTML page with a picture of a run: its steps on a timeline, services, finally, the
+    resources it made and removed, and each step's log. It opens in any browser, with no network."""
+    from runner.commands.report import write_report
+
+    _execute(lambda: write_report(_console(no_color), target, output))
 
 
 @app.command()

@@ -12,6 +12,7 @@ class ExitCode(IntEnum):
     INVALID_INPUT = 2
     ENGINE_UNAVAILABLE = 3
     INTERRUPTED = 130
+    BROKEN_PIPE = 141  # as a shell reports a process its reader left: 128 + SIGPIPE
 
 
 @dataclass(frozen=True)

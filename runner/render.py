@@ -8,8 +8,10 @@ import time
 from collections.abc import Iterator
 
 from rich.console import Console, RenderableType
+from rich.console import Group as RichGroup
 from rich.live import Live
 from rich.markup import escape
+from rich.progress_bar import ProgressBar
 from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
@@ -18,6 +20,7 @@ from runner.durations import format_duration
 from runner.engine.status import Block, RunResult, StepResult, StepStatus
 from runner.errors import InputError, RunnerError
 from runner.model import ContainerRun, Group, LoadWarning, Pipeline, Step
+from runner.progress import Activity
 from runner.teardown.manager import ResourceChange
 
 STYLES = {
@@ -33,15 +36,41 @@ PREFIX_STYLES = ("cyan", "magenta", "blue", "yellow", "green")
 
 
 class _Running:
-    """The live line at the bottom of a terminal: which steps run, and for how long."""
+    """The live lines at the bottom of a terminal: which steps run and for how long, and each long wait
+    (a pull, a build, a copy, a service starting) with how far it is."""
 
     def __init__(self) -> None:
         self.steps: dict[str, tuple[str, float]] = {}
+        self.activities: dict[int, tuple[Activity, Spinner]] = {}
+        self.spinner = Spinner("dots")
 
     def __rich__(self) -> RenderableType:
         now = time.monotonic()
         text = ", ".join(f"{name} {format_duration(now - since)}" for name, since in self.steps.values())
-        return Spinner("dots", Text(f"running {text}" if text else "", style="bold"))
+        self.spinner.update(text=Text(f"running {text}" if text else "", style="bold"))
+        if not self.activities:
+            return self.spinner
+        grid = Table.grid(padding=(0, 1))
+        for current, spinner in list(self.activities.values()):
+            grid.add_row(spinner, *_activity_columns(current, now))
+        return RichGroup(self.spinner, grid) if text else grid
+
+
+def _activity_columns(current: Activity, now: float) -> list[RenderableType]:
+    elapsed = Text(format_duration(now - current.started), style="dim")
+    if current.total:
+        bar = ProgressBar(total=current.total, completed=min(current.done, current.total), width=24)
+        return [Text(current.text), bar, Text(_amount(current), style="dim"), elapsed]
+    if current.done and current.unit == "bytes":
+        return [Text(current.text), Text(_amount(current), style="dim"), elapsed]
+    return [Text(current.text), elapsed]
+
+
+def _amount(current: Activity) -> str:
+    if current.unit == "bytes":
+        done = f"{current.done / 1e6:.1f}"
+        return f"{done}/{current.total / 1e6:.1f} MB" if current.total else f"{done} MB"
+    return f"{current.done}/{current.total}" if current.total else str(current.done)
 
 
 class ConsoleReporter:
@@ -77,9 +106,21 @@ class ConsoleReporter:
             self.colors[step.id] = PREFIX_STYLES[index % len(PREFIX_STYLES)]
         if not self.quiet:
             self.console.print(f"[bold]{escape(pipeline.name)}[/bold]  [dim]run {run_id}[/dim]")
-        if self.console.is_terminal and not self.quiet:
+        if self.console.is_terminal and not self.quiet and self.live is None:
             self.live = Live(self.running, console=self.console, refresh_per_second=4, transient=True)
             self.live.start()
+
+    def activity_changed(self, activity: Activity) -> None:
+        with self.lock:
+            if activity.key not in self.running.activities:
+                self.running.activities[activity.key] = (activity, Spinner("dots", style="cyan"))
+            if self.live is None and self.console.is_terminal and not self.quiet:
+                self.live = Live(self.running, console=self.console, refresh_per_second=4, transient=True)
+                self.live.start()
+
+    def activity_ended(self, activity: Activity) -> None:
+        with self.lock:
+            self.running.activities.pop(activity.key, None)
 
     def step_started(self, step: Step, block: Block) -> None:
         with self.lock:
@@ -118,10 +159,15 @@ class ConsoleReporter:
     def resource(self, change: ResourceChange) -> None:
         pass  # the summary counts them; a person is not shown each one
 
+    def close(self) -> None:
+        """The live lines go, however the run ended."""
+        with self.lock:
+            live, self.live = self.live, None
+        if live is not None:
+            live.stop()
+
     def run_finished(self, result: RunResult) -> None:
-        if self.live is not None:
-            self.live.stop()
-            self.live = None
+        self.close()
         if not self.quiet:
             self.console.print(summary_table(result))
         for ignored in result.ignored_failures:

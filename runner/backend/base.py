@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from runner.model import Mount, PortBinding
+from runner.progress import Update
 
 ResourceKind = Literal["container", "network", "volume", "image"]
 # The runner's own image: the reaper, and a probe for images that lack the tools to look inside.
@@ -111,8 +112,11 @@ class Backend(Protocol):
 
     def has_image(self, image: str) -> bool: ...
 
-    def pull_image(self, image: str, auth: tuple[str, str] | None = None) -> None:
-        """Pull `image`, with (username, password) when the registry needs them."""
+    def pull_image(
+        self, image: str, auth: tuple[str, str] | None = None, progress: Update | None = None
+    ) -> None:
+        """Pull `image`, with (username, password) when the registry needs them; `progress` is told the
+        bytes downloaded so far and the total the registry announced."""
         ...
 
     def create_network(self, name: str, labels: Mapping[str, str]) -> str: ...
@@ -191,7 +195,13 @@ class Backend(Protocol):
         its machine dies, however abruptly. Raises RunnerError when `ready` does not come in time."""
         ...
 
-    def build_image(self, context: bytes | Iterable[bytes], tag: str, buildargs: Mapping[str, str]) -> None:
+    def build_image(
+        self,
+        context: bytes | Iterable[bytes],
+        tag: str,
+        buildargs: Mapping[str, str],
+        progress: Update | None = None,
+    ) -> None:
         """Build `tag` from a tar archive holding a Dockerfile and its files (given as chunks, streamed)."""
         ...
 

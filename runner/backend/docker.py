@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import io
 import os
+import re
 import select
 import socket
 import struct
@@ -37,6 +38,7 @@ from runner.backend.base import (
 )
 from runner.backend.discovery import Endpoint, resolve_endpoint
 from runner.errors import EngineUnavailable, ImageUnavailable, ResourceGone, RunnerError
+from runner.progress import Update
 
 try:  # the SDK's ssh:// transport imports paramiko (docker[ssh]), even to run the `ssh` binary as here
     from docker.transport.sshconn import SSHConnection, SSHConnectionPool, SSHHTTPAdapter, SSHSocket
@@ -247,12 +249,15 @@ class DockerBackend:
             return False
         return True
 
-    def pull_image(self, image: str, auth: tuple[str, str] | None = None) -> None:
+    def pull_image(
+        self, image: str, auth: tuple[str, str] | None = None, progress: Update | None = None
+    ) -> None:
         repository, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "latest")
         if "@" in image:  # a digest: the whole reference is the name, there is no tag
             repository, tag = image, ""
         credentials = {"username": auth[0], "password": auth[1]} if auth else None
         errors: list[str] = []
+        layers = _PulledLayers()
         try:
             # The engine answers 200 and reports some failures inside the progress stream.
             for entry in self.api.pull(
@@ -260,6 +265,8 @@ class DockerBackend:
             ):
                 if isinstance(entry, dict) and entry.get("error"):
                     errors.append(str(entry["error"]).strip())
+                elif isinstance(entry, dict) and progress is not None:
+                    layers.note(entry, progress)
         except docker.errors.APIError as exc:
             errors.append(str(exc.explanation or exc))
         except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
@@ -498,7 +505,13 @@ class DockerBackend:
             raise RunnerError(f"the lease command did not answer {ready!r}" + (f": {said}" if said else ""))
         return lease
 
-    def build_image(self, context: bytes | Iterable[bytes], tag: str, buildargs: Mapping[str, str]) -> None:
+    def build_image(
+        self,
+        context: bytes | Iterable[bytes],
+        tag: str,
+        buildargs: Mapping[str, str],
+        progress: Update | None = None,
+    ) -> None:
         # the SDK hands `fileobj` to requests as the body, which streams any iterable of chunks
         body: Any = io.BytesIO(context) if isinstance(context, bytes) else context
 
@@ -514,6 +527,9 @@ class DockerBackend:
             ):
                 if isinstance(entry, dict) and entry.get("error"):
                     raise RunnerError(f"building {tag} failed: {str(entry['error']).strip()}")
+                step = BUILD_STEP.match(str(entry.get("stream", ""))) if isinstance(entry, dict) else None
+                if step is not None and progress is not None:
+                    progress(int(step.group(1)) - 1, int(step.group(2)))  # the step is starting, not done
 
         self._call(build)
 
@@ -704,3 +720,27 @@ def _timestamp(text: object) -> float:
         return datetime.fromisoformat(cleaned).timestamp()
     except ValueError:
         return 0.0
+
+
+BUILD_STEP = re.compile(r"Step (\d+)/(\d+) :")
+
+
+class _PulledLayers:
+    """The bytes a pull has downloaded, summed over its layers as the engine reports each one."""
+
+    def __init__(self) -> None:
+        self.layers: dict[str, tuple[int, int]] = {}  # layer id -> (downloaded, size)
+
+    def note(self, entry: Mapping[str, Any], progress: Update) -> None:
+        layer, status = str(entry.get("id", "")), str(entry.get("status", ""))
+        detail = entry.get("progressDetail") or {}
+        if not layer or not isinstance(detail, Mapping):
+            return
+        if status == "Downloading" and isinstance(detail.get("total"), int):
+            self.layers[layer] = (int(detail.get("current") or 0), int(detail["total"]))
+        elif status in ("Download complete", "Pull complete", "Already exists") and layer in self.layers:
+            size = self.layers[layer][1]
+            self.layers[layer] = (size, size)
+        else:
+            return
+        progress(sum(done for done, _ in self.layers.values()), sum(size for _, size in self.layers.values()))

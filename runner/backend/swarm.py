@@ -16,6 +16,7 @@ import docker.types
 
 from runner.backend.docker import DockerBackend
 from runner.errors import ExitCode, ResourceGone, RunnerError
+from runner.progress import activity
 
 CLUSTER_RUN = "dev.runner.cluster-run"  # service, task container and images of one cluster run
 CLUSTER_FILE = "dev.runner.cluster-file"  # what the run runs, for `runner ps`
@@ -96,7 +97,8 @@ class SwarmCluster:
         return True
 
     def build(self, context: bytes | Iterable[bytes], tag: str) -> None:
-        self.backend.build_image(context, tag, {})
+        with activity(f"building {tag}", "steps") as update:
+            self.backend.build_image(context, tag, {}, update)
 
     def tag(self, image: str, target: str) -> None:
         repository, _, tag = target.rpartition(":")

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -25,10 +27,14 @@ def list_pipelines(
     branch: str | None,
     tag: str | None,
     variables: list[str],
+    as_json: bool = False,
 ) -> int:
     path = file or find_default(Path.cwd())
     document, chosen = load_document(path, format_name)
     base = checking_options(pipeline, branch, tag, variables)
+    if as_json:
+        print(json.dumps(_as_json(path, document, chosen, base), indent=2, ensure_ascii=False))
+        return 0
     if chosen != "bitbucket":
         _show(console, LOADERS[chosen](document, path.resolve(), base), "", final="finally")
         _continuable(console, path)
@@ -52,6 +58,49 @@ def list_pipelines(
         console.print("runner run would choose no pipeline: name one with --pipeline")
     _continuable(console, path)
     return 0
+
+
+LIST_VERSION = 1
+
+
+def _as_json(path: Path, document: Any, chosen: str, base: LoadOptions) -> dict[str, object]:
+    """Every pipeline of the file with its steps as `runner run --dry-run --json` describes them (images
+    named, not looked up), and which one `runner run` would choose."""
+    from runner.commands.plan import ImageCheck, describe
+
+    names = ImageCheck(None, {}, look=False)
+    if chosen != "bitbucket":
+        compiled = LOADERS[chosen](document, path.resolve(), base)
+        plan = describe(compiled, path, names, {}, False)
+        return {
+            "v": LIST_VERSION,
+            "source": str(path),
+            "format": chosen,
+            "chosen": compiled.name,
+            "reason": "the file has one pipeline",
+            "pipelines": [{"label": compiled.name, **_pipeline_part(plan)}],
+        }
+    every, would_run = bitbucket.pipelines(document, path, base)
+    pipelines = []
+    for choice in every:
+        compiled = bitbucket.load(
+            document, path.resolve(), LoadOptions(**{**base.__dict__, "pipeline": choice.label})
+        )
+        pipelines.append(
+            {"label": choice.label, **_pipeline_part(describe(compiled, path, names, {}, False))}
+        )
+    return {
+        "v": LIST_VERSION,
+        "source": str(path),
+        "format": chosen,
+        "chosen": would_run.label if would_run else None,
+        "reason": would_run.reason if would_run else "no pipeline matches: name one with --pipeline",
+        "pipelines": pipelines,
+    }
+
+
+def _pipeline_part(plan: dict[str, object]) -> dict[str, object]:
+    return {"name": plan["pipeline"], "blocks": plan["blocks"], "warnings": plan["warnings"]}
 
 
 def _continuable(console: Console, path: Path) -> None:

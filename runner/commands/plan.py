@@ -34,6 +34,7 @@ class ImageCheck:
     backend: Backend | None
     image_map: dict[str, str]
     problem: str = ""
+    look: bool = True  # False: images are named, not looked up (`runner list --json`)
 
     def describe(self, image: str, pull: str = "missing") -> dict[str, str]:
         if any(mark in image for mark in EXPRESSION_MARKS):
@@ -42,6 +43,8 @@ class ImageCheck:
         found: dict[str, str] = {"image": image}
         if target != image:
             found["mapped_to"] = target
+        if not self.look:
+            return found
         if self.backend is None:
             found["state"] = "unknown (no engine answered)"
         elif pull == "always":

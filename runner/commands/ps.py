@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import time
 
 from rich.console import Console
@@ -9,18 +10,23 @@ from rich.table import Table
 from runner.backend import connect
 from runner.durations import format_duration
 from runner.engine.reuse import continuable
-from runner.teardown.leaks import labelled_runs, reconcile
-from runner.teardown.ledger import Ledger
+from runner.teardown.leaks import RunResources, labelled_runs, reconcile
+from runner.teardown.ledger import Ledger, RunRecord
+
+PS_VERSION = 1
 
 
-def ps(console: Console) -> int:
+def ps(console: Console, as_json: bool = False) -> int:
     backend = connect()
     backend.ping()
     engine = backend.info()
-    console.print(f"[dim]engine: {escape(engine.product)} at {escape(engine.address)}[/dim]")
     runs = labelled_runs(backend)
     ledger = Ledger()
     reconcile(ledger, engine.id)
+    if as_json:
+        print(json.dumps(_as_json(engine.product, engine.address, runs, ledger), indent=2))
+        return 0
+    console.print(f"[dim]engine: {escape(engine.product)} at {escape(engine.address)}[/dim]")
     if not runs:
         console.print("no run has resources on the engine")
         _continuable(console, ledger)
@@ -30,10 +36,7 @@ def ps(console: Console) -> int:
         table.add_column(column)
     now = time.time()
     for run in sorted(runs, key=lambda r: r.oldest):
-        record = ledger.run(run.run_id)
-        state = "live" if run.alive else "leaked"
-        if record is not None and record.status not in ("running", "leaked") and not run.alive:
-            state = f"leaked ({record.status})"
+        state = _state(run, ledger.run(run.run_id))
         names = ", ".join(f"{r.kind} {r.name}" for r in run.resources)
         table.add_row(
             run.run_id, escape(run.pipeline), state, format_duration(now - run.oldest), escape(names)
@@ -44,6 +47,45 @@ def ps(console: Console) -> int:
         console.print(f"{leaked} leaked run(s): remove them with `runner cleanup`")
     _continuable(console, ledger)
     return 0
+
+
+def _state(run: RunResources, record: RunRecord | None) -> str:
+    state = "live" if run.alive else "leaked"
+    if record is not None and record.status not in ("running", "leaked") and not run.alive:
+        state = f"leaked ({record.status})"
+    return state
+
+
+def _as_json(product: str, address: str, runs: list[RunResources], ledger: Ledger) -> dict[str, object]:
+    now = time.time()
+    return {
+        "v": PS_VERSION,
+        "engine": {"product": product, "address": address},
+        "runs": [
+            {
+                "run": run.run_id,
+                "pipeline": run.pipeline,
+                "state": _state(run, ledger.run(run.run_id)),
+                "alive": run.alive,
+                "owner": str(run.owner) if run.owner else "",
+                "age": round(now - run.oldest, 3),
+                "resources": [
+                    {"kind": r.kind, "name": r.name, "id": r.id, "running": r.running} for r in run.resources
+                ],
+            }
+            for run in sorted(runs, key=lambda r: r.oldest)
+        ],
+        "continuable": [
+            {
+                "run": c.record.run_id,
+                "source": c.record.source,
+                "pipeline": c.record.pipeline,
+                "where": c.where,
+                "command": c.command,
+            }
+            for c in continuable(ledger)
+        ],
+    }
 
 
 def _continuable(console: Console, ledger: Ledger) -> None:

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.prompt import Confirm, Prompt
 
+from runner import progress
 from runner.backend import connect
 from runner.config import (
     config_exclusions,
@@ -294,9 +295,14 @@ def run(console: Console, request: RunRequest) -> int:
     )
     if request.verbose:
         _show_exclusions(console, pipeline, options.exclude)
+    # long waits (pulls, builds, copies, services starting) are shown on a terminal, and only there
+    shown = console.is_terminal and not (request.quiet or request.json_events)
+    previous_sink = progress.set_sink(console_reporter if shown else None)
     try:
         return Executor(pipeline, backend, ledger, reporter, options).run().exit_code
     finally:
+        progress.set_sink(previous_sink)
+        console_reporter.close()
         if junit is not None and request.junit is not None:
             _write_junit(request.junit, junit)
         _prune_logs(ledger, path)

@@ -569,9 +569,8 @@ class Actions:
         if action.source == "workspace":
             self._seed_workspace(container_id)
         elif action.source == "copy" and action.clone and action.workdir and not tree_in_image:
-            self.run.backend.put_archive(
-                container_id, "/", self.run.source.stream(action.workdir, action.clone_paths)
-            )
+            with self.run.source.copying(action.workdir, action.clone_paths) as stream:
+                self.run.backend.put_archive(container_id, "/", stream)
 
     def _late_files(self, container_id: str, action: ContainerRun) -> None:
         """The files earlier steps left for this one: artifacts and stored files."""
@@ -589,7 +588,8 @@ class Actions:
             return
         with self.run.seed_lock:
             if not self.run.seeded:
-                self.run.backend.put_archive(container_id, WORKSPACE, self.run.source.stream())
+                with self.run.source.copying() as stream:
+                    self.run.backend.put_archive(container_id, WORKSPACE, stream)
                 self.run.seeded = True
 
     def make_lane_holder(self) -> str | None:

@@ -17,6 +17,7 @@ from runner.engine.status import StepStatus
 from runner.engine.variables import expand
 from runner.errors import RunnerError
 from runner.model import ContainerRun, Mount, ReadyCheck, Sidecar, Step
+from runner.progress import activity
 
 POLL = 0.05
 STOP_GRACE = 2
@@ -213,7 +214,8 @@ def run_container(
     pump = LogPump(context, step, container_id)
     pump.start()
     if action.detach:
-        return _await_ready(step, action, container_id, context, pump)
+        with activity(f"waiting for {step.name} to be ready"):
+            return _await_ready(step, action, container_id, context, pump)
     outcome = _await_exit(container_id, context, timeout)
     pump.join(timeout=5)
     outcome.outputs["vars"] = dict(pump.vars)
@@ -383,6 +385,14 @@ def _sidecar_env(sidecar: Sidecar, action: ContainerRun, context: StepContext) -
 
 
 def _await_sidecars(
+    context: StepContext, owner: str, started: list[tuple[str, str, tuple[int, ...]]]
+) -> None:
+    names = ", ".join(name for name, _, _ in started)
+    with activity(f"waiting for {names} to accept connections"):
+        _await_listening(context, owner, started)
+
+
+def _await_listening(
     context: StepContext, owner: str, started: list[tuple[str, str, tuple[int, ...]]]
 ) -> None:
     backend = context.backend

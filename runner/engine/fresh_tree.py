@@ -90,7 +90,8 @@ class TreeImages:
         except RunnerError:
             return None  # an image with no command to create a container of: each step gets its own copy
         try:
-            self.backend.put_archive(container_id, "/", self.source.stream(workdir, only))
+            with self.source.copying(workdir, only) as stream:
+                self.backend.put_archive(container_id, "/", stream)
             return self.teardown.commit_image(container_id, f"{spec.name}:tree")
         finally:
             self.teardown.remove_container(container_id)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from runner.backend.base import Backend
 from runner.errors import ImageUnavailable
+from runner.progress import activity
 
 
 def repository(image: str) -> str:
@@ -41,7 +42,8 @@ class ImageResolver:
             )
         if pull == "always" and target not in self.ready:
             try:
-                self.backend.pull_image(target, auth)
+                with activity(f"pulling {target}", "bytes") as update:
+                    self.backend.pull_image(target, auth, update)
             except ImageUnavailable:
                 if not self.backend.has_image(target):
                     raise
@@ -58,7 +60,8 @@ class ImageResolver:
 
     def _pull(self, image: str, target: str, auth: tuple[str, str] | None) -> None:
         try:
-            self.backend.pull_image(target, auth)
+            with activity(f"pulling {target}", "bytes") as update:
+                self.backend.pull_image(target, auth, update)
         except ImageUnavailable as exc:
             via = f" (mapped from '{image}')" if target != image else ""
             raise ImageUnavailable(

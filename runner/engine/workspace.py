@@ -3,6 +3,7 @@ step. Nothing of it is held in memory: each archive is read from disk as the eng
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import re
 from collections.abc import Iterator
@@ -11,7 +12,8 @@ from functools import cached_property
 from pathlib import Path
 
 from runner.globs import matches
-from runner.tarstream import TarWriter, coalesced, directory_member
+from runner.progress import activity, counted, watched
+from runner.tarstream import BLOCK, TarWriter, coalesced, directory_member
 
 # What no step needs and every checkout grows: virtual environments and tools' caches.
 DEFAULT_EXCLUDES = (".venv", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache")
@@ -71,6 +73,27 @@ class SourceTree:
                     yield from writer.member(path, info)
 
         return coalesced(pieces())
+
+    def archive_size(self, only: tuple[str, ...] = ()) -> int:
+        """About how many bytes `stream` makes: each member's header and its data in whole blocks."""
+        total = 0
+        for path, _ in self.entries(only):
+            try:
+                size = path.lstat().st_size if path.is_file() and not path.is_symlink() else 0
+            except OSError:
+                continue
+            total += BLOCK + -(-size // BLOCK) * BLOCK
+        return total
+
+    @contextlib.contextmanager
+    def copying(self, prefix: str = "", only: tuple[str, ...] = ()) -> Iterator[Iterator[bytes]]:
+        """`stream`, shown as an activity while it is read (a terminal shows how far the copy is)."""
+        if not watched():  # nobody looks: the tree is not walked twice
+            yield self.stream(prefix, only)
+            return
+        total = self.archive_size(only)
+        with activity(f"copying {self.directory.name or self.directory} into the engine", "bytes") as update:
+            yield counted(self.stream(prefix, only), update, total)
 
     def entries(self, only: tuple[str, ...] = ()) -> Iterator[tuple[Path, str]]:
         """Each file and folder the copy holds, with its path relative to the tree, in name order."""

@@ -18,6 +18,7 @@ from importlib import resources
 
 from runner.backend.base import TOOL_IMAGE, Backend
 from runner.errors import RunnerError
+from runner.progress import activity
 
 SOURCE_LABEL = "dev.runner.source-hash"
 LOCAL_BASE = "runner/base:bookworm"  # the Debian base scripts/images.sh builds without a registry
@@ -68,7 +69,8 @@ def build(backend: Backend, image: str, notice: Notice) -> None:
     base = LOCAL_BASE if backend.has_image(LOCAL_BASE) else REGISTRY_BASE
     notice(f"building the runner's image {image} on this engine from {base} (once per engine)")
     started = time.monotonic()
-    backend.build_image(_context(source_hash()), image, {"BASE": base})
+    with activity(f"building the runner's image {image}", "steps") as update:
+        backend.build_image(_context(source_hash()), image, {"BASE": base}, update)
     notice(f"built {image} in {time.monotonic() - started:.1f}s")
 
 

@@ -46,6 +46,7 @@ from runner.backend.base import (
 )
 from runner.engine.container_step import GATE_OPENS, GATE_VARIABLE, WRAPPER
 from runner.errors import ImageUnavailable, ResourceGone, RunnerError
+from runner.progress import Update
 
 KILLED = 137
 TERMINATED = 143
@@ -484,7 +485,9 @@ class MemoryBackend:
         with self.condition:
             return image_key(image) in self.images
 
-    def pull_image(self, image: str, auth: tuple[str, str] | None = None) -> None:
+    def pull_image(
+        self, image: str, auth: tuple[str, str] | None = None, progress: Update | None = None
+    ) -> None:
         raise ImageUnavailable(
             f"image '{image}' is not on this machine and cannot be pulled: the memory backend has no registry"
         )
@@ -496,7 +499,9 @@ class MemoryBackend:
             raise ResourceGone(f"No such image: {image}")
         return known.ports
 
-    def build_image(self, context: bytes, tag: str, buildargs: Mapping[str, str]) -> None:
+    def build_image(
+        self, context: bytes, tag: str, buildargs: Mapping[str, str], progress: Update | None = None
+    ) -> None:
         try:
             with tarfile.open(fileobj=io.BytesIO(context)) as archive:
                 members = {member.name.removeprefix("./"): member for member in archive.getmembers()}

@@ -1,0 +1,141 @@
+"""`runner run --json`: one JSON object per line on standard output, each valid against the schema in the
+repository, telling the whole run in order, with every secret masked; `list --json` and `ps --json`."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping
+
+import jsonschema
+import pytest
+
+from runner.reports.events import SCHEMA
+from tests.reports.conftest import SECRET, FinishedRun
+
+pytestmark = pytest.mark.docker
+
+
+def validator() -> jsonschema.protocols.Validator:
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+
+
+def of_type(events: list[dict[str, object]], kind: str) -> list[dict[str, object]]:
+    return [event for event in events if event["type"] == kind]
+
+
+def test_every_line_on_stdout_is_an_event_valid_against_the_schema(finished_run: FinishedRun) -> None:
+    lines = finished_run.out.splitlines()
+    assert len(lines) > 20
+    check = validator()
+    for line in lines:
+        event = json.loads(line)  # nothing but JSON on standard output
+        errors = sorted(check.iter_errors(event), key=str)
+        assert not errors, f"{line}\n{errors[0]}"
+        assert event["v"] == 1 and event["run"] == finished_run.run_id
+    # the person's view went to standard error
+    assert "broken FAILED" in finished_run.err
+
+
+def test_the_schema_refuses_what_is_not_an_event() -> None:
+    check = validator()
+    good = {"v": 1, "type": "log", "time": "2026-01-01T00:00:00.000Z", "run": "abc", "step": "s", "line": "x"}
+    assert list(check.iter_errors(good)) == []
+    for broken in (
+        {**good, "v": 2},
+        {key: value for key, value in good.items() if key != "line"},
+        {**good, "type": "step.finished"},
+        {**good, "time": "yesterday"},
+    ):
+        assert list(check.iter_errors(broken)), broken
+
+
+def test_the_events_tell_the_run_in_order(finished_run: FinishedRun) -> None:
+    events = finished_run.events
+    assert finished_run.code == 1
+    first, last = events[0], events[-1]
+    assert first["type"] == "run.started" and last["type"] == "run.finished"
+    assert first["engine"] and first["pipeline"] == f"{finished_run.project.name} default"
+    planned = [(s["name"], s["block"]) for s in first["steps"]]  # type: ignore[index, union-attr]
+    assert planned == [
+        ("build", "steps"),
+        ("lint", "steps"),
+        ("unit", "steps"),
+        ("broken", "steps"),
+        ("never", "steps"),
+        ("cleanup", "finally"),
+    ]
+    finished = {e["name"]: e for e in of_type(events, "step.finished") if not e["group"]}
+    assert {name: e["status"] for name, e in finished.items()} == {
+        "build": "SUCCESS",
+        "lint": "SUCCESS",
+        "unit": "SUCCESS",
+        "broken": "FAILED",
+        "never": "SKIPPED",
+        "cleanup": "SUCCESS",
+    }
+    assert finished["broken"]["exit_code"] == 3 and finished["broken"]["message"] == "exited with code 3"
+    assert finished["never"]["exit_code"] is None
+    assert finished["cleanup"]["block"] == "finally"
+    assert all(isinstance(e["duration"], float) for e in finished.values())
+    started = [e["name"] for e in of_type(events, "step.started")]
+    assert started[0] == "build" and started[-1] == "cleanup" and "never" not in started
+    assert set(started[1:3]) == {"lint", "unit"}
+    # each step's events come between its start and its end
+    position = {id(e): i for i, e in enumerate(events)}
+    for name in ("build", "broken", "cleanup"):
+        begin = next(e for e in of_type(events, "step.started") if e["name"] == name)
+        lines = [e for e in of_type(events, "log") if e["step"] == begin["step"]]
+        assert lines and all(
+            position[id(begin)] < position[id(line)] < position[id(finished[name])] for line in lines
+        )
+    assert [e["line"] for e in of_type(events, "log") if e["step"] == "cleanup"][-1] == "cleaning up"
+    assert last["status"] == "failed" and last["exit_code"] == 1
+
+
+def test_every_resource_created_is_reported_removed(finished_run: FinishedRun) -> None:
+    events = finished_run.events
+    created = Counter((e["kind"], e["name"]) for e in of_type(events, "resource.created"))
+    removed = Counter((e["kind"], e["name"]) for e in of_type(events, "resource.removed"))
+    assert created == removed
+    kinds = {kind for kind, _ in created}
+    assert {"container", "network"} <= kinds
+    services = [e for e in of_type(events, "resource.created") if e["service"]]
+    assert [e["step"] for e in services] == ["build"] and "redis" in str(services[0]["name"])
+    summary = events[-1]["resources"]
+    assert isinstance(summary, Mapping) and summary["created"] == sum(created.values()) == summary["removed"]
+
+
+def test_no_event_holds_the_secret(finished_run: FinishedRun) -> None:
+    assert SECRET not in finished_run.out and SECRET not in finished_run.err
+    lines = [e["line"] for e in of_type(finished_run.events, "log")]
+    assert "building with $SECRET" in lines and "about to fail with $SECRET" in lines
+    journal = (finished_run.state / "logs" / finished_run.run_id / "events.jsonl").read_text(encoding="utf-8")
+    assert SECRET not in journal
+    assert journal.splitlines() == finished_run.out.splitlines()  # the journal holds the same lines
+
+
+def test_list_json_describes_every_pipeline_and_the_chosen_one(finished_run: FinishedRun) -> None:
+    listed = finished_run.runner("list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    data = json.loads(listed.stdout)
+    assert data["v"] == 1 and data["format"] == "bitbucket" and data["chosen"] == "default"
+    (default,) = data["pipelines"]
+    nodes = default["blocks"][0]["nodes"]
+    assert [n.get("name") for n in nodes] == ["build", "parallel 2", "broken", "never"]
+    assert [s["name"] for s in nodes[1]["steps"]] == ["lint", "unit"]
+    assert nodes[0]["services"][0]["name"] == "redis" and nodes[0]["number"] == 1
+    assert default["blocks"][1]["block"] == "finally"
+
+
+def test_ps_json_is_json_with_the_engine_and_runs(finished_run: FinishedRun) -> None:
+    listed = finished_run.runner("ps", "--json")
+    assert listed.returncode == 0, listed.stderr
+    data = json.loads(listed.stdout)
+    assert data["v"] == 1 and data["engine"]["address"]
+    assert finished_run.run_id not in [run["run"] for run in data["runs"]]  # it left nothing
+    assert [c["run"] for c in data["continuable"]] == [finished_run.run_id]  # a failed run: --rerun-failed
