@@ -4,13 +4,18 @@ repository, telling the whole run in order, with every secret masked; `list --js
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Mapping
+from pathlib import Path
 
 import jsonschema
 import pytest
 
 from runner.reports.events import SCHEMA
+from tests.conftest import image_args
 from tests.reports.conftest import SECRET, FinishedRun
 
 pytestmark = pytest.mark.docker
@@ -139,3 +144,66 @@ def test_ps_json_is_json_with_the_engine_and_runs(finished_run: FinishedRun) -> 
     assert data["v"] == 1 and data["engine"]["address"]
     assert finished_run.run_id not in [run["run"] for run in data["runs"]]  # it left nothing
     assert [c["run"] for c in data["continuable"]] == [finished_run.run_id]  # a failed run: --rerun-failed
+
+
+KESTRA_FLOW = """
+id: masked
+namespace: test
+tasks:
+  - id: leak
+    type: io.kestra.plugin.scripts.shell.Commands
+    containerImage: busybox
+    taskRunner:
+      type: io.kestra.plugin.scripts.runner.docker.Docker
+    commands:
+      - echo '::{"outputs":{"token":"'"$TOKEN"'"}}::'
+      - echo "token is $TOKEN"
+      - exit 1
+"""
+
+
+def test_a_secret_in_a_step_output_a_log_line_and_a_failure_is_masked_in_every_output(tmp_path: Path) -> None:
+    flow = tmp_path / "flow.yml"
+    flow.write_text(KESTRA_FLOW, encoding="utf-8")
+    junit = tmp_path / "junit.xml"
+    env = {**os.environ, "RUNNER_STATE_DIR": str(tmp_path / "state")}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "run",
+            str(flow),
+            "--json",
+            "--junit",
+            str(junit),
+            "--secret",
+            f"TOKEN={SECRET}",
+            *image_args(),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    (leak,) = of_type(events, "step.finished")
+    assert leak["outputs"]["vars"] == {"token": "$SECRET"}  # type: ignore[index]
+    assert [e["line"] for e in of_type(events, "log")] == ["token is $SECRET"]
+    report = junit.read_text(encoding="utf-8")
+    assert "token is $SECRET" in report
+    run_id = str(events[0]["run"])
+    page = subprocess.run(
+        [sys.executable, "-m", "runner", "report", run_id, "-o", "-"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert page.returncode == 0, page.stderr
+    assert "token is $SECRET" in page.stdout
+    everything = done.stdout + done.stderr + report + page.stdout
+    everything += "".join(p.read_text() for p in (tmp_path / "state" / "logs").rglob("*") if p.is_file())
+    assert SECRET not in everything
