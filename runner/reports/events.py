@@ -4,6 +4,7 @@ under `runner run --json`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -24,8 +25,29 @@ SCHEMA = Path(__file__).with_name("events.schema.json")
 Event = dict[str, Any]
 
 
+FLUSH_EVERY = 0.2  # seconds a line may wait in a buffer before a reader of the journal sees it
+stamp_seconds = time.monotonic
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class _Clock:
+    """UTC time in RFC 3339 with milliseconds, as cheaply as a log line needs: the date and time of day
+    are formatted once a second."""
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.prefix = ""
+
+    def now(self) -> str:
+        moment = time.time()
+        second = int(moment)
+        if second != self.second:
+            self.second = second
+            self.prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self.prefix}.{int((moment - second) * 1000):03d}Z"
 
 
 @dataclass(frozen=True)
@@ -102,6 +124,11 @@ class EventWriter:
         self.lock = threading.Lock()
         self.runs: list[tuple[str, IO[str] | None]] = []  # the run being written, innermost last
         self.started: dict[str, float] = {}
+        self.clock = _Clock()
+        self.unflushed = False
+        self.flushed = 0.0
+        self.stopped = threading.Event()
+        threading.Thread(target=self._flush_now_and_then, daemon=True, name="events-flush").start()
 
     def _open_journal(self, run_id: str) -> IO[str] | None:
         if self.journals is None:
@@ -120,19 +147,45 @@ class EventWriter:
                 if not self.runs:
                     return
                 run_id = self.runs[-1][0]
-            whole = {"v": EVENTS_VERSION, "type": event.pop("type"), "time": now(), "run": run_id, **event}
-            line = json.dumps(whole, default=str, ensure_ascii=False)
+            kind = event.pop("type")
+            stamp = self.clock.now()
+            whole = {"v": EVENTS_VERSION, "type": kind, "time": stamp, "run": run_id, **event}
             for listener in self.listeners:
                 listener(whole)
+            if kind == "log":  # the most frequent by far: encoded without walking a dict
+                line = (
+                    f'{{"v": {EVENTS_VERSION}, "type": "log", "time": "{stamp}", "run": "{run_id}", '
+                    f'"step": {json.dumps(event["step"], ensure_ascii=False)}, '
+                    f'"line": {json.dumps(event["line"], ensure_ascii=False)}}}\n'
+                )
+            else:
+                line = json.dumps(whole, default=str, ensure_ascii=False) + "\n"
             journal = next((file for run, file in reversed(self.runs) if run == run_id), None)
             for out in (journal, self.stream):
                 if out is None:
                     continue
-                try:
-                    out.write(line + "\n")
-                    out.flush()
-                except (OSError, ValueError):
-                    pass  # a closed pipe on the reading side must not end the run
+                with contextlib.suppress(OSError, ValueError):  # a closed pipe must not end the run
+                    out.write(line)
+            self.unflushed = True
+            # a burst of log lines is flushed a few times a second (the flusher thread takes the rest);
+            # any other event at once, so a reader following the journal sees it as it happens
+            if kind != "log" or stamp_seconds() - self.flushed > FLUSH_EVERY:
+                self._flush()
+
+    def _flush(self) -> None:
+        for out in [file for _, file in self.runs] + [self.stream]:
+            if out is None:
+                continue
+            with contextlib.suppress(OSError, ValueError):
+                out.flush()
+        self.unflushed = False
+        self.flushed = stamp_seconds()
+
+    def _flush_now_and_then(self) -> None:
+        while not self.stopped.wait(FLUSH_EVERY):
+            with self.lock:
+                if self.unflushed:
+                    self._flush()
 
     def run_started(self, pipeline: Pipeline, run_id: str) -> None:
         journal = self._open_journal(run_id)
@@ -201,4 +254,9 @@ class EventWriter:
             self.runs = kept
         for file in closing:
             if file is not None:
-                file.close()
+                with self.lock:
+                    file.close()
+        with self.lock:
+            self._flush()
+            if not self.runs:
+                self.stopped.set()
