@@ -17,6 +17,7 @@ import pytest
 
 from runner.reports.html import MAX_LOG_LINES, render_report
 from tests.browser import Browser, BrowserUnavailable, Page, find_chromium
+from tests.browser_screenshot import make_picture
 from tests.report_runs import (
     BUILD_LINES,
     FINALLY_STARTS,
@@ -325,6 +326,14 @@ def test_a_screenshot_is_a_real_png_of_the_page(report: Page, tmp_path: Path) ->
     assert width == 1280
     assert height >= 900, "the whole page, beyond the viewport"
     assert len(png) > 30_000, "a page of colour and text, not a blank image"
+
+
+def test_the_readme_picture_can_be_made_again(browser: Browser, tmp_path: Path) -> None:
+    """python -m tests.browser_screenshot, which wrote docs/report.png (its own browser: `browser` is here
+    for its skip)."""
+    png = make_picture(tmp_path / "docs" / "report.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert struct.unpack(">II", png[16:24])[0] == 1280
 
 
 def test_a_journal_without_an_end_still_renders(browser: Browser, tmp_path: Path) -> None:
