@@ -57,6 +57,19 @@ class BrowserUnavailable(BrowserError):
     """No browser here, and none could be installed (no root, no apt-get)."""
 
 
+def chromium_for_tests() -> str:
+    """Chromium for a test: skipped where it is missing and cannot be installed, a failure in CI, whose
+    machines can always install it."""
+    import pytest  # here, so that running the screenshot script does not need pytest
+
+    try:
+        return find_chromium()
+    except BrowserUnavailable as error:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must be able to install chromium: {error}")
+        pytest.skip(f"no Chromium, and it cannot be installed here: {error}")
+
+
 def find_chromium(*, install: bool = True, timeout: float = 900.0) -> str:
     """The path of Chromium, installed with scripts/browser.sh when missing and `install` is true."""
     found = shutil.which("chromium")
@@ -254,10 +267,17 @@ class Page:
 
 class Browser:
     def __init__(
-        self, process: subprocess.Popen[bytes], pipe: _Pipe, timeout: float, viewport: tuple[int, int]
+        self,
+        process: subprocess.Popen[bytes],
+        pipe: _Pipe,
+        profile: Path,
+        *,
+        timeout: float,
+        viewport: tuple[int, int],
     ) -> None:
         self.process = process
         self.pipe = pipe
+        self.profile = profile
         self.timeout = timeout
         self.viewport = viewport
 
@@ -276,7 +296,7 @@ class Browser:
         pipe: _Pipe | None = None
         try:
             process, pipe = _launch(executable or find_chromium(), profile, viewport)
-            browser = cls(process, pipe, timeout, viewport)
+            browser = cls(process, pipe, profile, timeout=timeout, viewport=viewport)
             pipe.call("Browser.getVersion", session=None, timeout=STARTUP_TIMEOUT)
             yield browser
         finally:

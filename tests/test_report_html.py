@@ -5,7 +5,6 @@ one, and with no way to install it, the tests are skipped, except in CI, where t
 from __future__ import annotations
 
 import json
-import os
 import re
 import struct
 import time
@@ -16,7 +15,7 @@ from typing import cast
 import pytest
 
 from runner.reports.html import MAX_LOG_LINES, render_report
-from tests.browser import Browser, BrowserUnavailable, Page, find_chromium
+from tests.browser import Browser, Page, chromium_for_tests
 from tests.browser_screenshot import make_picture
 from tests.report_runs import (
     BUILD_LINES,
@@ -52,13 +51,7 @@ function rect(element) {
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    try:
-        executable = find_chromium()
-    except BrowserUnavailable as error:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must be able to install chromium: {error}")
-        pytest.skip(f"no Chromium, and it cannot be installed here: {error}")
-    with Browser.start(executable) as started:
+    with Browser.start(chromium_for_tests()) as started:
         yield started
 
 
