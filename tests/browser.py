@@ -311,8 +311,9 @@ class Browser:
             self.pipe.call("Browser.getVersion", session=None, timeout=self.timeout).get("product", "")
         )
 
-    def open(self, url: str) -> Page:
-        """A new tab with the network blocked and requests recorded, showing `url`."""
+    def open(self, url: str, *, scripts: bool = True) -> Page:
+        """A new tab with the network blocked and requests recorded, showing `url`; without running the
+        page's own scripts if `scripts` is false (the DevTools' evaluate still works)."""
         target = self.pipe.call(
             "Target.createTarget", {"url": "about:blank"}, session=None, timeout=self.timeout
         )
@@ -327,6 +328,8 @@ class Browser:
         page.call("Page.enable")
         page.call("Network.enable")
         page.call("Network.setBlockedURLs", {"urls": BLOCKED_URLS})
+        if not scripts:
+            page.call("Emulation.setScriptExecutionDisabled", {"value": True})
         width, height = self.viewport
         page.call(
             "Emulation.setDeviceMetricsOverride",
@@ -382,6 +385,10 @@ def _launch(
                 preexec_fn=give_the_browser_its_pipes,
                 start_new_session=True,  # its helpers share its group, which ends as one
             )
+    except BaseException:
+        os.close(commands)
+        os.close(answers)
+        raise
     finally:
         os.close(browser_reads)
         os.close(browser_writes)

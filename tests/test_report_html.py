@@ -321,6 +321,21 @@ def test_a_screenshot_is_a_real_png_of_the_page(report: Page, tmp_path: Path) ->
     assert len(png) > 30_000, "a page of colour and text, not a blank image"
 
 
+def test_without_javascript_the_page_is_whole(report: Page, browser: Browser) -> None:
+    """Scripts only add conveniences (the buttons); the page is laid out the same without them."""
+    bare = browser.open(str(report.evaluate("location.href")), scripts=False)
+    try:
+        assert bare.evaluate("document.querySelectorAll('.toolbar').length") == 0
+        assert report.evaluate("document.querySelectorAll('.toolbar').length") == 1
+        for step in TIMES:
+            with_scripts, without = rect_of(report, step_bar(step)), rect_of(bare, step_bar(step))
+            assert abs(with_scripts["left"] - without["left"]) <= PIXEL
+            assert abs(with_scripts["width"] - without["width"]) <= PIXEL
+        assert rect_of(bare, "#finally-start")["left"] == rect_of(report, "#finally-start")["left"]
+    finally:
+        bare.close()
+
+
 def test_the_readme_picture_can_be_made_again(browser: Browser, tmp_path: Path) -> None:
     """python -m tests.browser_screenshot, which wrote docs/report.png (its own browser: `browser` is here
     for its skip)."""
