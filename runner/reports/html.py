@@ -1,12 +1,14 @@
 """A run's journal as one self-contained HTML page: a header, a timeline of steps and services, the
 resources the run made, and each step's output folded under its bar.
 
-The page needs no network and no JavaScript: everything is laid out here, in Python, with inline CSS;
-the one small script only adds conveniences (a click on a bar opens its output, buttons that open or
-close every output). Journals that end early (a run still going, a runner that was killed) render too:
-a step with no result is drawn up to the journal's last event.
+The page needs no network (a Content-Security-Policy forbids loading anything) and no JavaScript:
+everything is laid out here, in Python, with inline CSS; the one small script only adds conveniences
+(a click on a bar opens its output, buttons that open or close every output). Journals that end early
+(a run still going, a runner that was killed) render too: a step with no result is drawn up to the
+journal's last event.
 
-Markup contract: tests and scripts may query these; they change only with a note in the changelog.
+Markup contract: what tests and scripts may query. Classes and data attributes not listed here are
+styling only.
 
 ``<header class="run" data-run="RUN" data-status="STATUS">``
     The run's facts in a ``<dl class="facts">``, each ``<div data-fact="NAME">`` (pipeline, run,
@@ -25,17 +27,21 @@ Markup contract: tests and scripts may query these; they change only with a note
     ``.label`` (the name and ``.badge`` elements: ``.badge.block`` with the block's name for steps
     outside ``steps``, ``.badge.allowed``, ``.badge.carried``), and ``.track`` holding exactly one
     ``.bar``: ``style="left:L%;width:W%"`` for a step that ran, or ``.bar.marker`` with
-    ``style="left:L%"`` alone for one that never started (a diamond at the time it was skipped).
+    ``style="left:L%"`` alone for one that never started (a diamond where it was skipped, or at the
+    journal's end while it is pending).
 
 ``<details class="log" data-step="ID" data-lines="N">``
-    In each step lane, closed: ``<summary>`` with ``.status``, ``.exit-code``, ``.duration``,
-    ``.message`` and ``.line-count``; then ``.earlier`` when lines were left out (only the last
-    MAX_LOG_LINES are shown) and ``<pre class="lines">`` holding the lines, ANSI escapes removed,
-    one per line. Output of ids that have no lane is in ``<section class="other-output">``, in
-    ``details.log`` elements of the same shape.
+    In each step lane, closed; N counts every line the step wrote. ``<summary>`` holds ``.status``,
+    ``.exit-code``, ``.duration``, ``.message`` and ``.line-count`` (those that apply); then come
+    ``.outputs`` (the step's outputs as JSON), ``<p class="earlier" data-left-out="K">`` when lines
+    were left out (only the last MAX_LOG_LINES are shown; the note names the ``runner logs``
+    command), and ``<pre class="lines">`` with the lines as text, one a line, ANSI escapes removed.
+    Output of ids that have no lane is in ``<section class="other-output">``, in ``details.log``
+    elements of the same shape.
 
 ``<div class="lane group" data-group="ID" data-status="STATUS" data-block="BLOCK">``
-    A group's own result: a ``.bracket`` (not a bar) over the span of its steps.
+    A group (from a result with ``group: true``, or named by its steps in run.started): a ``.bracket``,
+    not a bar, from its first step's start to the later of its last step's end and its own result.
 
 ``<div class="lane service" data-service="NAME" data-step="STEP">``
     A service container (resource events with ``service: true``): one ``.bar`` from its
