@@ -72,7 +72,6 @@ from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from runner.durations import format_duration
 
@@ -99,21 +98,6 @@ def render_report(events: Sequence[Mapping[str, object]]) -> str:
     document = _Page(journal).render()
     # A lone surrogate (from a JSON escape in a log line) cannot be written as UTF-8 at all.
     return document.encode("utf-8", "replace").decode("utf-8")
-
-
-def read_journal(path: Path) -> list[dict[str, object]]:
-    """The events of a journal file. Lines that are not JSON objects are left out: the last line of a
-    journal whose runner was killed may be cut short."""
-    events: list[dict[str, object]] = []
-    with path.open(encoding="utf-8", errors="replace") as lines:
-        for line in lines:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict):
-                events.append(event)
-    return events
 
 
 def _text(event: Mapping[str, object], key: str) -> str:
