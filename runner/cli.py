@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from runner import __version__
+from runner.completion import INSTRUCTION_VARIABLE, SHELLS
 from runner.errors import ExitCode, InputError, RunnerError
 
 app = typer.Typer(
@@ -475,6 +476,45 @@ def doctor(no_color: NoColor = False) -> None:
     _execute(lambda: doctor_command(_console(no_color)))
 
 
+@app.command()
+def completion(
+    shell: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="SHELL",
+            help="bash, zsh or fish (default: the shell $SHELL names).",
+        ),
+    ] = None,
+) -> None:
+    """Print the script that makes a shell complete runner's commands, options, files, pipelines and steps.
+
+    Install it once, then open a new shell:
+
+    bash: runner completion bash > ~/.local/share/bash-completion/completions/runner
+    (needs the bash-completion package; else add `source <(runner completion bash)` to ~/.bashrc)
+
+    zsh: runner completion zsh > ~/.zfunc/_runner
+    (with `fpath=(~/.zfunc $fpath)` before `compinit` in ~/.zshrc)
+
+    fish: runner completion fish > ~/.config/fish/completions/runner.fish
+    """
+
+    def action() -> int:
+        from runner.completion.shells import script
+
+        chosen = shell or Path(os.environ.get("SHELL", "")).name
+        if chosen not in SHELLS:
+            hint = "runner completion " + ", ".join(SHELLS[:-1]) + " or " + SHELLS[-1]
+            if shell:
+                raise InputError(f"no completion for the shell {shell!r}", hint)
+            where = f"$SHELL is {os.environ['SHELL']!r}" if os.environ.get("SHELL") else "$SHELL is not set"
+            raise InputError(f"no shell named, and {where}", hint)
+        sys.stdout.write(script(typer.main.get_command(app), chosen))
+        return 0
+
+    _execute(action)
+
+
 OPTIONAL_RUN = ("--resume", "--rerun-failed")
 RUN_ID = re.compile(r"[0-9a-f]{1,32}")
 
@@ -567,5 +607,11 @@ def kv_delete(namespace: Annotated[str, typer.Argument()], key: Annotated[str, t
 
 
 def main() -> None:
+    instruction = os.environ.get(INSTRUCTION_VARIABLE)
+    if instruction:
+        # answered here, not by the library: its own answer knows neither these scripts nor `optional_values`
+        from runner.completion.shells import respond
+
+        sys.exit(respond(typer.main.get_command(app), instruction, optional_values))
     app(args=optional_values(sys.argv[1:]), prog_name="runner")
     sys.exit(0)
