@@ -16,6 +16,15 @@ from rich.markup import escape
 
 from runner import __version__
 from runner.completion import INSTRUCTION_VARIABLE, SHELLS
+from runner.completion.values import (
+    complete_any_file,
+    complete_folder,
+    complete_format,
+    complete_pipeline,
+    complete_pipeline_file,
+    complete_shell,
+    complete_step,
+)
 from runner.errors import ExitCode, InputError, RunnerError
 
 app = typer.Typer(
@@ -30,7 +39,11 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Show only failures a
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show more detail.")]
 Format = Annotated[
     str | None,
-    typer.Option("--format", help="Input format: native, bitbucket or kestra (default: detected)."),
+    typer.Option(
+        "--format",
+        help="Input format: native, bitbucket or kestra (default: detected).",
+        autocompletion=complete_format,
+    ),
 ]
 
 
@@ -118,7 +131,11 @@ def main_options(
 Repeated = Annotated[list[str] | None, typer.Option()]
 Flows = Annotated[
     list[Path] | None,
-    typer.Option("--flows", help="A folder of Kestra flows where subflows are found (repeatable)."),
+    typer.Option(
+        "--flows",
+        help="A folder of Kestra flows where subflows are found (repeatable).",
+        autocompletion=complete_folder,
+    ),
 ]
 SkipUnsupported = Annotated[
     bool,
@@ -129,12 +146,18 @@ SkipUnsupported = Annotated[
 ]
 OptionalFile = Annotated[
     Path | None,
-    typer.Argument(help="The pipeline file (default: runner.yml or bitbucket-pipelines.yml here)."),
+    typer.Argument(
+        help="The pipeline file (default: runner.yml or bitbucket-pipelines.yml here).",
+        autocompletion=complete_pipeline_file,
+    ),
 ]
 PipelineName = Annotated[
     str | None,
     typer.Option(
-        "--pipeline", "-p", help="default, branches:NAME, tags:NAME, pull-requests:NAME or custom:NAME."
+        "--pipeline",
+        "-p",
+        help="default, branches:NAME, tags:NAME, pull-requests:NAME or custom:NAME.",
+        autocompletion=complete_pipeline,
     ),
 ]
 Branch = Annotated[str | None, typer.Option("--branch", help="Choose the pipeline for this branch.")]
@@ -149,13 +172,17 @@ def run(
         typer.Option("--image", help="Map an image to a local one: NAME=LOCAL (repeatable)."),
     ] = None,
     env: Annotated[list[str] | None, typer.Option("--env", "-e", help="Set KEY=VALUE in every step.")] = None,
-    env_file: Annotated[list[Path] | None, typer.Option("--env-file", help="Read KEY=VALUE lines.")] = None,
+    env_file: Annotated[
+        list[Path] | None,
+        typer.Option("--env-file", help="Read KEY=VALUE lines.", autocompletion=complete_any_file),
+    ] = None,
     secret: Annotated[
         list[str] | None,
         typer.Option("--secret", help="Like --env, and the value is masked in every log line."),
     ] = None,
     secret_file: Annotated[
-        list[Path] | None, typer.Option("--secret-file", help="Read secret KEY=VALUE lines.")
+        list[Path] | None,
+        typer.Option("--secret-file", help="Read secret KEY=VALUE lines.", autocompletion=complete_any_file),
     ] = None,
     var: Annotated[
         list[str] | None, typer.Option("--var", help="A custom pipeline's variable: NAME=VALUE (repeatable).")
@@ -182,6 +209,7 @@ def run(
             "-s",
             help="Run only this step: a number or name as `runner list` shows it, or a glob (repeatable). "
             "Steps before it that are not run lend the artifacts and variables of their last local run.",
+            autocompletion=complete_step,
         ),
     ] = None,
     no_final: Annotated[
@@ -212,7 +240,9 @@ def run(
     namespace_files: Annotated[
         Path | None,
         typer.Option(
-            "--namespace-files", help="The folder of Kestra namespace files (default: the flow's folder)."
+            "--namespace-files",
+            help="The folder of Kestra namespace files (default: the flow's folder).",
+            autocompletion=complete_folder,
         ),
     ] = None,
     cluster: Annotated[
@@ -483,6 +513,7 @@ def completion(
         typer.Argument(
             metavar="SHELL",
             help="bash, zsh or fish (default: the shell $SHELL names).",
+            autocompletion=complete_shell,
         ),
     ] = None,
 ) -> None:
