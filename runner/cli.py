@@ -15,6 +15,16 @@ from rich.console import Console
 from rich.markup import escape
 
 from runner import __version__
+from runner.completion import INSTRUCTION_VARIABLE, SHELLS
+from runner.completion.values import (
+    complete_any_file,
+    complete_folder,
+    complete_format,
+    complete_pipeline,
+    complete_pipeline_file,
+    complete_shell,
+    complete_step,
+)
 from runner.errors import ExitCode, InputError, RunnerError
 
 app = typer.Typer(
@@ -29,7 +39,11 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Show only failures a
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show more detail.")]
 Format = Annotated[
     str | None,
-    typer.Option("--format", help="Input format: native, bitbucket or kestra (default: detected)."),
+    typer.Option(
+        "--format",
+        help="Input format: native, bitbucket or kestra (default: detected).",
+        autocompletion=complete_format,
+    ),
 ]
 
 
@@ -121,7 +135,11 @@ def main_options(
 Repeated = Annotated[list[str] | None, typer.Option()]
 Flows = Annotated[
     list[Path] | None,
-    typer.Option("--flows", help="A folder of Kestra flows where subflows are found (repeatable)."),
+    typer.Option(
+        "--flows",
+        help="A folder of Kestra flows where subflows are found (repeatable).",
+        autocompletion=complete_folder,
+    ),
 ]
 SkipUnsupported = Annotated[
     bool,
@@ -132,12 +150,18 @@ SkipUnsupported = Annotated[
 ]
 OptionalFile = Annotated[
     Path | None,
-    typer.Argument(help="The pipeline file (default: runner.yml or bitbucket-pipelines.yml here)."),
+    typer.Argument(
+        help="The pipeline file (default: runner.yml or bitbucket-pipelines.yml here).",
+        autocompletion=complete_pipeline_file,
+    ),
 ]
 PipelineName = Annotated[
     str | None,
     typer.Option(
-        "--pipeline", "-p", help="default, branches:NAME, tags:NAME, pull-requests:NAME or custom:NAME."
+        "--pipeline",
+        "-p",
+        help="default, branches:NAME, tags:NAME, pull-requests:NAME or custom:NAME.",
+        autocompletion=complete_pipeline,
     ),
 ]
 Branch = Annotated[str | None, typer.Option("--branch", help="Choose the pipeline for this branch.")]
@@ -152,13 +176,17 @@ def run(
         typer.Option("--image", help="Map an image to a local one: NAME=LOCAL (repeatable)."),
     ] = None,
     env: Annotated[list[str] | None, typer.Option("--env", "-e", help="Set KEY=VALUE in every step.")] = None,
-    env_file: Annotated[list[Path] | None, typer.Option("--env-file", help="Read KEY=VALUE lines.")] = None,
+    env_file: Annotated[
+        list[Path] | None,
+        typer.Option("--env-file", help="Read KEY=VALUE lines.", autocompletion=complete_any_file),
+    ] = None,
     secret: Annotated[
         list[str] | None,
         typer.Option("--secret", help="Like --env, and the value is masked in every log line."),
     ] = None,
     secret_file: Annotated[
-        list[Path] | None, typer.Option("--secret-file", help="Read secret KEY=VALUE lines.")
+        list[Path] | None,
+        typer.Option("--secret-file", help="Read secret KEY=VALUE lines.", autocompletion=complete_any_file),
     ] = None,
     var: Annotated[
         list[str] | None, typer.Option("--var", help="A custom pipeline's variable: NAME=VALUE (repeatable).")
@@ -185,6 +213,7 @@ def run(
             "-s",
             help="Run only this step: a number or name as `runner list` shows it, or a glob (repeatable). "
             "Steps before it that are not run lend the artifacts and variables of their last local run.",
+            autocompletion=complete_step,
         ),
     ] = None,
     no_final: Annotated[
@@ -215,7 +244,9 @@ def run(
     namespace_files: Annotated[
         Path | None,
         typer.Option(
-            "--namespace-files", help="The folder of Kestra namespace files (default: the flow's folder)."
+            "--namespace-files",
+            help="The folder of Kestra namespace files (default: the flow's folder).",
+            autocompletion=complete_folder,
         ),
     ] = None,
     cluster: Annotated[
@@ -583,6 +614,46 @@ def doctor(no_color: NoColor = False) -> None:
     _execute(lambda: doctor_command(_console(no_color)))
 
 
+@app.command()
+def completion(
+    shell: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="SHELL",
+            help="bash, zsh or fish (default: the shell $SHELL names).",
+            autocompletion=complete_shell,
+        ),
+    ] = None,
+) -> None:
+    """Print the script that makes a shell complete runner's commands, options, files, pipelines and steps.
+
+    Install it once, then open a new shell:
+
+    bash: runner completion bash > ~/.local/share/bash-completion/completions/runner
+    (needs the bash-completion package; else add `source <(runner completion bash)` to ~/.bashrc)
+
+    zsh: runner completion zsh > ~/.zfunc/_runner
+    (with `fpath=(~/.zfunc $fpath)` before `compinit` in ~/.zshrc)
+
+    fish: runner completion fish > ~/.config/fish/completions/runner.fish
+    """
+
+    def action() -> int:
+        from runner.completion.shells import script
+
+        chosen = shell or Path(os.environ.get("SHELL", "")).name
+        if chosen not in SHELLS:
+            hint = "runner completion " + ", ".join(SHELLS[:-1]) + " or " + SHELLS[-1]
+            if shell:
+                raise InputError(f"no completion for the shell {shell!r}", hint)
+            where = f"$SHELL is {os.environ['SHELL']!r}" if os.environ.get("SHELL") else "$SHELL is not set"
+            raise InputError(f"no shell named, and {where}", hint)
+        sys.stdout.write(script(typer.main.get_command(app), chosen))
+        return 0
+
+    _execute(action)
+
+
 OPTIONAL_RUN = ("--resume", "--rerun-failed")
 RUN_ID = re.compile(r"[0-9a-f]{1,32}")
 
@@ -675,5 +746,11 @@ def kv_delete(namespace: Annotated[str, typer.Argument()], key: Annotated[str, t
 
 
 def main() -> None:
+    instruction = os.environ.get(INSTRUCTION_VARIABLE)
+    if instruction:
+        # answered here, not by the library: its own answer knows neither these scripts nor `optional_values`
+        from runner.completion.shells import respond
+
+        sys.exit(respond(typer.main.get_command(app), instruction, optional_values))
     app(args=optional_values(sys.argv[1:]), prog_name="runner")
     sys.exit(0)
