@@ -22,6 +22,7 @@ from runner.completion.values import (
     complete_format,
     complete_pipeline,
     complete_pipeline_file,
+    complete_run,
     complete_shell,
     complete_step,
 )
@@ -531,6 +532,7 @@ def logs(
             metavar="[RUN|FILE]",
             help="A run's id (or its start), a pipeline file (its newest run), or a step of the newest run "
             "(default: the newest run's steps).",
+            autocompletion=complete_run,
         ),
     ] = None,
     step: Annotated[
@@ -573,6 +575,7 @@ def report(
         typer.Argument(
             metavar="[RUN|FILE]",
             help="A run's id (or its start), or a pipeline file (default: the newest run).",
+            autocompletion=complete_run,
         ),
     ] = None,
     output: Annotated[

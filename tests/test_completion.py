@@ -63,7 +63,19 @@ NATIVE = """
       - {id: check, name: run checks, script: make check}
 """
 
-COMMANDS = {"run", "list", "validate", "cleanup", "ps", "logs", "cancel", "doctor", "completion", "kv"}
+COMMANDS = {
+    "run",
+    "list",
+    "validate",
+    "cleanup",
+    "ps",
+    "logs",
+    "cancel",
+    "doctor",
+    "completion",
+    "kv",
+    "report",
+}
 
 
 @dataclass(frozen=True)
@@ -543,3 +555,22 @@ def test_completing_a_command_loads_no_pipeline_format(shell_env: dict[str, str]
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
     assert "runner.cli" in imported
     assert not {name for name in imported if name.startswith(("runner.formats", "runner.engine"))}
+
+
+def test_logs_completes_this_machines_run_ids_and_pipeline_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runner.completion.values import complete_run
+    from runner.teardown.ledger import Ledger
+
+    state = tmp_path / "state"
+    monkeypatch.setenv("RUNNER_STATE_DIR", str(state))
+    monkeypatch.chdir(tmp_path)
+    Ledger(state).start_run("0123456789", "build", "x.yml", "owner")
+    Ledger(state).end_run("0123456789", "failed", 1)
+    (tmp_path / "bitbucket-pipelines.yml").write_text("pipelines: {}\n", encoding="utf-8")
+    assert complete_run("") == [
+        ("0123456789", "build: failed"),
+        ("bitbucket-pipelines.yml", ""),
+        ("state/", ""),  # folders, to complete a file in them
+    ]

@@ -134,3 +134,16 @@ def complete_step(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
     for number, name in steps:
         first_numbers.setdefault(name, number)
     return [(name, f"step {number}") for name, number in first_numbers.items()]
+
+
+def complete_run(incomplete: str) -> list[tuple[str, str]]:
+    """The ids of this machine's newest runs (with their pipeline and how they ended), and pipeline
+    files: what `runner logs` and `runner report` take first."""
+
+    def runs() -> list[tuple[str, str]]:
+        from runner.teardown.ledger import Ledger
+
+        return [(run.run_id, f"{run.pipeline}: {run.status}") for run in Ledger().runs(limit=20)]
+
+    files = [(path, "") for path in complete_pipeline_file(incomplete)]
+    return [*_quietly(runs), *files]
