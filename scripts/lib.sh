@@ -40,6 +40,22 @@ install_packages() {
     ${apt_wrapper:-} apt_get install "${apt_install_options[@]}" "${missing[@]}" >/dev/null
 }
 
+# Run "$@" with /usr/sbin/policy-rc.d forbidding service starts, unless one is already there.
+with_no_service_start() {
+    local policy=/usr/sbin/policy-rc.d rc=0
+    if [[ -e "$policy" ]]; then
+        "$@" || rc=$?
+        return "$rc"
+    fi
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    "$@" || rc=$?
+    rm -f "$policy"
+    trap - EXIT
+    return "$rc"
+}
+
 # take_lock FILE SECONDS: serialise start and stop, since tests and CI may call a script at the same time.
 # The lock is held on a file descriptor kept in `lock_fd` until the script exits.
 take_lock() {

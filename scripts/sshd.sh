@@ -58,22 +58,6 @@ install_packages_here() {
     [[ -x "$sshd_bin" ]] || die "apt-get install openssh-server did not provide ${sshd_bin}"
 }
 
-# Run "$@" with /usr/sbin/policy-rc.d forbidding service starts, unless one is already there.
-with_no_service_start() {
-    local policy=/usr/sbin/policy-rc.d rc=0
-    if [[ -e "$policy" ]]; then
-        "$@" || rc=$?
-        return "$rc"
-    fi
-    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
-    printf '#!/bin/sh\nexit 101\n' >"$policy"
-    chmod 755 "$policy"
-    "$@" || rc=$?
-    rm -f "$policy"
-    trap - EXIT
-    return "$rc"
-}
-
 # The pid in the pid file, if that process is our sshd (its command line names our config).
 sshd_pid() {
     local pid args

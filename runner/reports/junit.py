@@ -98,7 +98,10 @@ class JunitReport:
             ET.SubElement(properties, "property", name=name, value=value)
         counts = {"failures": 0, "errors": 0, "skipped": 0}
         blocks = {str(p.get("step")): str(p.get("block", "steps")) for p in suite.planned}
-        for event in suite.finished:
+        # in the pipeline's order, as its file has them, not in the order parallel steps happened to end
+        order = {step: index for index, step in enumerate(blocks)}
+        finished = sorted(suite.finished, key=lambda e: order.get(str(e.get("step")), len(order)))
+        for event in finished:
             case = self._case(suite, event, blocks)
             element.append(case)
             for child, counted in (("failure", "failures"), ("error", "errors"), ("skipped", "skipped")):

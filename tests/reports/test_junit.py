@@ -89,3 +89,17 @@ def test_control_characters_colours_and_long_logs_still_make_valid_xml() -> None
     assert "allowed to fail" in (cases["allowed"].findtext("system-out") or "")
     assert cases["stopped"].find("error") is not None
     assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("3", "1", "1")
+
+
+def test_test_cases_keep_the_pipelines_order_whatever_order_parallel_steps_ended_in() -> None:
+    planned = [{"step": name, "name": name, "block": "steps", "group": None} for name in ("a", "b", "c")]
+    events = [
+        event("run.started", pipeline="p", source="p.yml", engine="e", steps=planned),
+        finished("c", "SUCCESS"),
+        finished("b", "SUCCESS"),
+        finished("late", "SUCCESS"),  # not planned (a step of a loop): after the planned ones
+        finished("a", "SUCCESS"),
+    ]
+    suite = ET.fromstring(junit_xml(events)).find("testsuite")
+    assert suite is not None
+    assert [case.get("name") for case in suite.findall("testcase")] == ["a", "b", "c", "late"]
