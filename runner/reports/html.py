@@ -350,94 +350,61 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class _Page:
-    def __init__(self, journal: _Journal) -> None:
+class _Logs:
+    """Each step's output as a fold: its status, exit code and time above, its last lines inside."""
+
+    def __init__(self, journal: _Journal, span: _Span) -> None:
         self.journal = journal
-        self.span = _Span(journal.start, journal.end)
-        self.groups = self._group_ids()
+        self.span = span
 
-    def render(self) -> str:
-        journal = self.journal
-        title = " · ".join(filter(None, (journal.pipeline or "run", journal.run_id, self._run_status())))
-        parts = [
-            '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n',
-            '<meta name="viewport" content="width=device-width, initial-scale=1">\n',
-            # No page of ours loads anything; this makes sure a line of output cannot make it try.
-            '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
-            "style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:\">\n",
-            f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n",
-            self._header(),
-            "<main>\n",
-            self._timeline(),
-            self._notices(),
-            self._resources(),
-            self._other_output(),
-            "</main>\n",
-            f"<script>{_SCRIPT}</script>\n</body>\n</html>\n",
-        ]
-        return "".join(parts)
+    def log(self, step: _Step, status: str) -> str:
+        output = self.journal.outputs.get(step.step_id, _Output())
+        word = _STATUS_WORDS.get(status, status)
+        facts = [f'<span class="status" data-status="{_e(status)}">{_e(word)}</span>']
+        if step.exit_code is not None:
+            facts.append(f'<span class="exit-code">exit {step.exit_code}</span>')
+        if step.duration is not None:
+            facts.append(f'<span class="duration">{_e(format_duration(max(step.duration, 0.0)))}</span>')
+        elif step.started is not None:
+            running = (self.span.end - step.started).total_seconds()
+            facts.append(f'<span class="duration">≥ {_e(format_duration(max(running, 0.0)))}</span>')
+        if step.message:
+            facts.append(f'<span class="message">{_e(step.message)}</span>')
+        count = "no output" if not output.total else f"{output.total} line{'s' if output.total != 1 else ''}"
+        facts.append(f'<span class="line-count">{count}</span>')
+        return self.details(step.step_id, "".join(facts), output, step.outputs)
 
-    # header
-
-    def _run_status(self) -> str:
-        finished = self.journal.finished
-        return (_text(finished, "status") or "unknown") if finished is not None else "unfinished"
-
-    def _header(self) -> str:
-        journal, finished = self.journal, self.journal.finished
-        status = self._run_status()
-        if finished is None:
-            status_text = "unfinished: still running, or its runner stopped before writing the end"
-        else:
-            code = _integer(finished, "exit_code")
-            status_text = status if code is None else f"{status} (exit code {code})"
-        duration = _number(finished, "duration") if finished is not None else None
-        if duration is None:
-            duration_text = f"{format_duration(self.span.seconds)} up to the last event"
-        else:
-            duration_text = format_duration(duration)
-        facts = [
-            ("run", "run", journal.run_id or "—"),
-            ("source", "source", journal.source or "—"),
-            ("engine", "engine", journal.engine or "—"),
-            ("started", "started", _clock(journal.started_at or journal.first_time)),
-            ("duration", "duration", duration_text),
-            ("resources", "resources", self._resource_counts()),
-        ]
-        rows = "".join(
-            f'<div data-fact="{name}"><dt>{_e(label)}</dt><dd>{_e(value)}</dd></div>'
-            for name, label, value in facts
-        )
+    def details(self, step_id: str, summary: str, output: _Output, outputs: Mapping[str, object]) -> str:
+        body = []
+        if outputs:
+            shown = json.dumps(outputs, ensure_ascii=False, sort_keys=True, default=str)
+            body.append(f'<p class="outputs"><span>outputs</span> <code>{_e(shown)}</code></p>')
+        left_out = output.total - len(output.lines)
+        if left_out:
+            command = f"runner logs {shlex.quote(self.journal.run_id or 'RUN')} {shlex.quote(step_id)}"
+            body.append(
+                f'<p class="earlier" data-left-out="{left_out}">{left_out} earlier '
+                f"line{'s' if left_out != 1 else ''} in <code>{_e(command)}</code></p>"
+            )
+        if output.lines:
+            text = "\n".join(clean_line(line) for line in output.lines)
+            body.append(f'<pre class="lines">{_e(text)}</pre>')
         return (
-            f'<header class="run" data-run="{_e(journal.run_id)}" data-status="{_e(status)}">\n'
-            f'<h1><span data-fact="pipeline">{_e(journal.pipeline or "(pipeline unknown)")}</span> '
-            f'<span class="run-status" data-fact="status" data-status="{_e(status)}">'
-            f"{_e(status_text)}</span></h1>\n"
-            f'<dl class="facts">{rows}</dl>\n</header>\n'
+            f'<details class="log" data-step="{_e(step_id)}" data-lines="{output.total}">'
+            f"<summary>{summary}</summary>"
+            f'<div class="log-body">{"".join(body)}</div></details>'
         )
 
-    def _resource_counts(self) -> str:
-        resources = self.journal.resources
-        created = sum(1 for r in resources if r.created is not None)
-        removed = sum(1 for r in resources if r.removed is not None)
-        failed: list[str] = []
-        kept = False
-        summary = self.journal.finished.get("resources") if self.journal.finished is not None else None
-        if isinstance(summary, Mapping):
-            counted_created, counted_removed = _integer(summary, "created"), _integer(summary, "removed")
-            created = created if counted_created is None else counted_created
-            removed = removed if counted_removed is None else counted_removed
-            listed = summary.get("failed")
-            failed = [str(name) for name in listed] if isinstance(listed, list) else []
-            kept = summary.get("kept") is True
-        text = f"{created} created, {removed} removed"
-        if failed:
-            text += f", {len(failed)} could not be removed: {', '.join(failed)}"
-        if kept:
-            text += " (kept on request)"
-        return text
 
-    # timeline
+class _Timeline:
+    """The time axis, a lane per step (groups as brackets, services beside them), and the line where
+    `finally` began."""
+
+    def __init__(self, journal: _Journal, span: _Span, logs: _Logs) -> None:
+        self.journal = journal
+        self.span = span
+        self.logs = logs
+        self.groups = self._group_ids()
 
     def _group_ids(self) -> dict[str, str]:
         """Each group reference of a step (its id or its name), mapped to the id of the group's lane."""
@@ -511,7 +478,7 @@ class _Page:
         left = self.span.percent(start)
         return _Bar(left, max(self.span.percent(end) - left, 0.0), start, end)
 
-    def _timeline(self) -> str:
+    def render(self) -> str:
         span = self.span
         lanes = [self._service_lane(resource) for resource in self._services()]
         for step in self._ordered():
@@ -611,7 +578,7 @@ class _Page:
             f'<div class="label" style="--depth:{self._depth(step)}" title="{_e(step.step_id)}">'
             f'<span class="name">{_e(name)}</span>{"".join(" " + badge for badge in badges)}</div>'
             f'<div class="track">{bar_html}</div>'
-            f"{self._log(step, status)}</div>\n"
+            f"{self.logs.log(step, status)}</div>\n"
         )
 
     def _group_lane(self, group: _Step) -> str:
@@ -672,45 +639,93 @@ class _Page:
             f'<div class="track">{bar_html}</div></div>\n'
         )
 
-    # output
 
-    def _log(self, step: _Step, status: str) -> str:
-        output = self.journal.outputs.get(step.step_id, _Output())
-        word = _STATUS_WORDS.get(status, status)
-        facts = [f'<span class="status" data-status="{_e(status)}">{_e(word)}</span>']
-        if step.exit_code is not None:
-            facts.append(f'<span class="exit-code">exit {step.exit_code}</span>')
-        if step.duration is not None:
-            facts.append(f'<span class="duration">{_e(format_duration(max(step.duration, 0.0)))}</span>')
-        elif step.started is not None:
-            running = (self.span.end - step.started).total_seconds()
-            facts.append(f'<span class="duration">≥ {_e(format_duration(max(running, 0.0)))}</span>')
-        if step.message:
-            facts.append(f'<span class="message">{_e(step.message)}</span>')
-        count = "no output" if not output.total else f"{output.total} line{'s' if output.total != 1 else ''}"
-        facts.append(f'<span class="line-count">{count}</span>')
-        return self._details(step.step_id, "".join(facts), output, step.outputs)
+class _Page:
+    def __init__(self, journal: _Journal) -> None:
+        self.journal = journal
+        self.span = _Span(journal.start, journal.end)
+        self.logs = _Logs(journal, self.span)
 
-    def _details(self, step_id: str, summary: str, output: _Output, outputs: Mapping[str, object]) -> str:
-        body = []
-        if outputs:
-            shown = json.dumps(outputs, ensure_ascii=False, sort_keys=True, default=str)
-            body.append(f'<p class="outputs"><span>outputs</span> <code>{_e(shown)}</code></p>')
-        left_out = output.total - len(output.lines)
-        if left_out:
-            command = f"runner logs {shlex.quote(self.journal.run_id or 'RUN')} {shlex.quote(step_id)}"
-            body.append(
-                f'<p class="earlier" data-left-out="{left_out}">{left_out} earlier '
-                f"line{'s' if left_out != 1 else ''} in <code>{_e(command)}</code></p>"
-            )
-        if output.lines:
-            text = "\n".join(clean_line(line) for line in output.lines)
-            body.append(f'<pre class="lines">{_e(text)}</pre>')
-        return (
-            f'<details class="log" data-step="{_e(step_id)}" data-lines="{output.total}">'
-            f"<summary>{summary}</summary>"
-            f'<div class="log-body">{"".join(body)}</div></details>'
+    def render(self) -> str:
+        journal = self.journal
+        title = " · ".join(filter(None, (journal.pipeline or "run", journal.run_id, self._run_status())))
+        parts = [
+            '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">\n',
+            # No page of ours loads anything; this makes sure a line of output cannot make it try.
+            '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+            "style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:\">\n",
+            f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n",
+            self._header(),
+            "<main>\n",
+            _Timeline(journal, self.span, self.logs).render(),
+            self._notices(),
+            self._resources(),
+            self._other_output(),
+            "</main>\n",
+            f"<script>{_SCRIPT}</script>\n</body>\n</html>\n",
+        ]
+        return "".join(parts)
+
+    # header
+
+    def _run_status(self) -> str:
+        finished = self.journal.finished
+        return (_text(finished, "status") or "unknown") if finished is not None else "unfinished"
+
+    def _header(self) -> str:
+        journal, finished = self.journal, self.journal.finished
+        status = self._run_status()
+        if finished is None:
+            status_text = "unfinished: still running, or its runner stopped before writing the end"
+        else:
+            code = _integer(finished, "exit_code")
+            status_text = status if code is None else f"{status} (exit code {code})"
+        duration = _number(finished, "duration") if finished is not None else None
+        if duration is None:
+            duration_text = f"{format_duration(self.span.seconds)} up to the last event"
+        else:
+            duration_text = format_duration(duration)
+        facts = [
+            ("run", "run", journal.run_id or "—"),
+            ("source", "source", journal.source or "—"),
+            ("engine", "engine", journal.engine or "—"),
+            ("started", "started", _clock(journal.started_at or journal.first_time)),
+            ("duration", "duration", duration_text),
+            ("resources", "resources", self._resource_counts()),
+        ]
+        rows = "".join(
+            f'<div data-fact="{name}"><dt>{_e(label)}</dt><dd>{_e(value)}</dd></div>'
+            for name, label, value in facts
         )
+        return (
+            f'<header class="run" data-run="{_e(journal.run_id)}" data-status="{_e(status)}">\n'
+            f'<h1><span data-fact="pipeline">{_e(journal.pipeline or "(pipeline unknown)")}</span> '
+            f'<span class="run-status" data-fact="status" data-status="{_e(status)}">'
+            f"{_e(status_text)}</span></h1>\n"
+            f'<dl class="facts">{rows}</dl>\n</header>\n'
+        )
+
+    def _resource_counts(self) -> str:
+        resources = self.journal.resources
+        created = sum(1 for r in resources if r.created is not None)
+        removed = sum(1 for r in resources if r.removed is not None)
+        failed: list[str] = []
+        kept = False
+        summary = self.journal.finished.get("resources") if self.journal.finished is not None else None
+        if isinstance(summary, Mapping):
+            counted_created, counted_removed = _integer(summary, "created"), _integer(summary, "removed")
+            created = created if counted_created is None else counted_created
+            removed = removed if counted_removed is None else counted_removed
+            listed = summary.get("failed")
+            failed = [str(name) for name in listed] if isinstance(listed, list) else []
+            kept = summary.get("kept") is True
+        text = f"{created} created, {removed} removed"
+        if failed:
+            text += f", {len(failed)} could not be removed: {', '.join(failed)}"
+        if kept:
+            text += " (kept on request)"
+        return text
 
     def _other_output(self) -> str:
         lanes = {step_id for step_id, step in self.journal.steps.items() if not step.is_group}
@@ -718,7 +733,7 @@ class _Page:
         if not others:
             return ""
         blocks = "".join(
-            self._details(
+            self.logs.details(
                 step_id,
                 f'<span class="name">{_e(step_id or "(the run itself)")}</span>'
                 f'<span class="line-count">{output.total} line{"s" if output.total != 1 else ""}</span>',

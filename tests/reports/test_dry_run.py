@@ -13,6 +13,7 @@ import pytest
 
 from runner.teardown.ledger import Ledger
 from tests.conftest import BUSYBOX, image_args, labelled
+from tests.reports.schemas import output_validator, problems
 
 pytestmark = pytest.mark.docker
 
@@ -89,6 +90,7 @@ def test_the_plan_as_json(tmp_path: Path) -> None:
     shown = plan(tmp_path, "--json")
     assert shown.returncode == 0, shown.stderr
     data = json.loads(shown.stdout)
+    assert problems(output_validator("plan"), data) == []
     assert data["v"] == 1 and data["engine"] and data["engine_problem"] == ""
     steps, final = data["blocks"]
     assert (steps["block"], final["block"]) == ("steps", "finally")
@@ -113,3 +115,20 @@ def test_without_an_engine_the_plan_is_shown_and_the_exit_says_no_run_could_star
     assert shown.returncode == 3
     assert "busybox → runner/busybox:latest unknown (no engine answered)" in shown.stdout
     assert "no engine answered" in shown.stdout and "could not start now" in shown.stdout
+
+
+def test_the_schema_of_the_plan_refuses_what_is_not_one() -> None:
+    check = output_validator("plan")
+    good = {
+        "v": 1,
+        "pipeline": "p",
+        "source": "p.yml",
+        "engine": "",
+        "engine_problem": "no engine",
+        "blocks": [{"block": "steps", "nodes": [{"step": "a", "name": "a", "kind": "container"}]}],
+        "warnings": [],
+    }
+    assert problems(check, good) == []
+    assert problems(check, {**good, "blocks": [{"block": "later", "nodes": []}]})
+    assert problems(check, {**good, "blocks": [{"block": "steps", "nodes": [{"name": "no id"}]}]})
+    assert problems(check, {key: value for key, value in good.items() if key != "engine"})

@@ -11,22 +11,13 @@ from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
-import jsonschema
 import pytest
 
-from runner.reports.events import SCHEMA
 from tests.conftest import image_args
 from tests.reports.conftest import SECRET, FinishedRun
+from tests.reports.schemas import events_validator, output_validator, problems
 
 pytestmark = pytest.mark.docker
-
-
-def validator() -> jsonschema.protocols.Validator:
-    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
-    jsonschema.Draft202012Validator.check_schema(schema)
-    return jsonschema.Draft202012Validator(
-        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-    )
 
 
 def of_type(events: list[dict[str, object]], kind: str) -> list[dict[str, object]]:
@@ -36,7 +27,7 @@ def of_type(events: list[dict[str, object]], kind: str) -> list[dict[str, object
 def test_every_line_on_stdout_is_an_event_valid_against_the_schema(finished_run: FinishedRun) -> None:
     lines = finished_run.out.splitlines()
     assert len(lines) > 20
-    check = validator()
+    check = events_validator()
     for line in lines:
         event = json.loads(line)  # nothing but JSON on standard output
         errors = sorted(check.iter_errors(event), key=str)
@@ -47,7 +38,7 @@ def test_every_line_on_stdout_is_an_event_valid_against_the_schema(finished_run:
 
 
 def test_the_schema_refuses_what_is_not_an_event() -> None:
-    check = validator()
+    check = events_validator()
     good = {"v": 1, "type": "log", "time": "2026-01-01T00:00:00.000Z", "run": "abc", "step": "s", "line": "x"}
     assert list(check.iter_errors(good)) == []
     for broken in (
@@ -128,6 +119,7 @@ def test_list_json_describes_every_pipeline_and_the_chosen_one(finished_run: Fin
     listed = finished_run.runner("list", "--json")
     assert listed.returncode == 0, listed.stderr
     data = json.loads(listed.stdout)
+    assert problems(output_validator("list"), data) == []
     assert data["v"] == 1 and data["format"] == "bitbucket" and data["chosen"] == "default"
     (default,) = data["pipelines"]
     nodes = default["blocks"][0]["nodes"]
@@ -141,6 +133,7 @@ def test_ps_json_is_json_with_the_engine_and_runs(finished_run: FinishedRun) -> 
     listed = finished_run.runner("ps", "--json")
     assert listed.returncode == 0, listed.stderr
     data = json.loads(listed.stdout)
+    assert problems(output_validator("ps"), data) == []
     assert data["v"] == 1 and data["engine"]["address"]
     assert finished_run.run_id not in [run["run"] for run in data["runs"]]  # it left nothing
     assert [c["run"] for c in data["continuable"]] == [finished_run.run_id]  # a failed run: --rerun-failed
