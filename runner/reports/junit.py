@@ -91,7 +91,8 @@ class JunitReport:
     def _suite(self, suite: _Suite, hostname: str) -> ET.Element:
         element = ET.Element("testsuite", name=xml_text(suite.pipeline), id=suite.run, hostname=hostname)
         if suite.started:
-            element.set("timestamp", suite.started.removesuffix("Z"))
+            # to the second, without a zone: the form the strictest readers take (it is UTC)
+            element.set("timestamp", suite.started[:19])
         element.set("file", suite.source)
         properties = ET.SubElement(element, "properties")
         for name, value in (("run", suite.run), ("source", suite.source), ("status", suite.status)):
@@ -114,6 +115,9 @@ class JunitReport:
         if total is None:
             total = sum(_number(e.get("duration")) for e in suite.finished)
         element.set("time", _seconds(total))
+        # some readers insist on both, even empty: each step's output is in its own test case
+        ET.SubElement(element, "system-out")
+        ET.SubElement(element, "system-err")
         return element
 
     def _case(self, suite: _Suite, event: Mapping[str, object], blocks: dict[str, str]) -> ET.Element:
