@@ -129,11 +129,12 @@ def _lines(folder: Path, run: RunRecord, step_id: str | None, ledger: Ledger) ->
 
 
 def _print_lines(console: Console, lines: Iterable[tuple[str, str]], prefixed: bool) -> None:
+    if not prefixed:  # a step's own lines, as they were written: no styling to work out for each
+        for _, line in lines:
+            console.file.write(line + "\n")
+        return
     colors: dict[str, str] = {}
     for name, line in lines:
-        if not prefixed:
-            console.print(Text(line), soft_wrap=True)
-            continue
         color = colors.setdefault(name, PREFIX_STYLES[len(colors) % len(PREFIX_STYLES)])
         console.print(Text(f"{name[:24]:<12} │ ", style=color) + Text(line), soft_wrap=True)
 
