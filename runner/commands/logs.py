@@ -19,7 +19,7 @@ from runner.durations import format_duration
 from runner.errors import InputError
 from runner.reports.events import JOURNAL, Event
 from runner.reports.journals import Retention, follow_events, prune, read_events
-from runner.teardown.labels import Owner
+from runner.teardown.leaks import still_going
 from runner.teardown.ledger import Ledger, RunRecord, StepRecord
 
 PREFIX_STYLES = ("cyan", "magenta", "blue", "yellow", "green")
@@ -61,13 +61,12 @@ def choose(ledger: Ledger, target: str | None, step: str | None) -> Chosen | Non
             raise InputError("no run is recorded on this machine yet", "start one: runner run")
         return Chosen(newest[0], None)
     # `runner logs STEP`: a step of the newest run, when it has one so named
-    if step is None and newest and _find_step(ledger, newest[0], target) is not None:
+    if step is None and newest and _find_step(_planned(ledger, newest[0]), target) is not None:
         return Chosen(newest[0], target)
     return None
 
 
-def _find_step(ledger: Ledger, run: RunRecord, word: str) -> str | None:
-    planned = _planned(ledger, run)
+def _find_step(planned: list[tuple[str, str]], word: str) -> str | None:
     if word in (step_id for step_id, _ in planned):
         return word
     matches = [step_id for step_id, name in planned if name.lower() == word.lower()]
@@ -93,35 +92,37 @@ def show_logs(console: Console, request: LogsRequest) -> int:
         assert request.target is not None
         raise LookupError(request.target)  # the caller asks the cluster
     run, folder = chosen.run, ledger.directory / "logs" / chosen.run.run_id
+    planned = _planned(ledger, run)
     step_id = None
     if chosen.step is not None:
-        step_id = _find_step(ledger, run, chosen.step)
+        step_id = _find_step(planned, chosen.step)
         if step_id is None:
-            names = ", ".join(name for _, name in _planned(ledger, run)) or "none"
+            names = ", ".join(name for _, name in planned) or "none"
             raise InputError(f"run {run.run_id} has no step '{chosen.step}'", f"its steps: {names}")
     if request.follow:
-        return _follow(console, ledger, run, folder, step_id, request.tail)
+        return _follow(console, ledger, run, folder, dict(planned), step_id, request.tail)
     if step_id is None and request.tail is None:
-        return _summary(console, ledger, run, folder)
-    lines = _lines(folder, run, step_id, ledger)
+        return _summary(console, ledger, run, folder, planned)
+    lines = _lines(folder, run, step_id, dict(planned))
     if request.tail is not None:
         lines = iter(deque(lines, maxlen=request.tail))
     _print_lines(console, lines, step_id is None)
     return 0
 
 
-def _lines(folder: Path, run: RunRecord, step_id: str | None, ledger: Ledger) -> Iterator[tuple[str, str]]:
+def _lines(
+    folder: Path, run: RunRecord, step_id: str | None, names: dict[str, str]
+) -> Iterator[tuple[str, str]]:
     """(step name, line) of the run, or of one step: from its log file, which has every line even when
     the journal does not (a run recorded before journals were)."""
     if step_id is not None:
         path = folder / f"{step_id}.log"
-        name = dict(_planned(ledger, run)).get(step_id, step_id)
+        name = names.get(step_id, step_id)
         if path.exists():
             with open(path, encoding="utf-8", errors="replace") as log:
                 for line in log:
                     yield name, line.rstrip("\n")
         return
-    names = dict(_planned(ledger, run))
     for event in read_events(folder):
         if event.get("type") == "log" and event.get("run") == run.run_id:
             step = str(event.get("step"))
@@ -139,7 +140,9 @@ def _print_lines(console: Console, lines: Iterable[tuple[str, str]], prefixed: b
         console.print(Text(f"{name[:24]:<12} │ ", style=color) + Text(line), soft_wrap=True)
 
 
-def _summary(console: Console, ledger: Ledger, run: RunRecord, folder: Path) -> int:
+def _summary(
+    console: Console, ledger: Ledger, run: RunRecord, folder: Path, planned: list[tuple[str, str]]
+) -> int:
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.started))
     console.print(
         f"[bold]{escape(run.pipeline)}[/bold]  [dim]run {run.run_id}, {escape(run.source)}, {started}, "
@@ -149,7 +152,7 @@ def _summary(console: Console, ledger: Ledger, run: RunRecord, folder: Path) -> 
     table = Table(box=None, pad_edge=False)
     for column in ("step", "status", "exit", "time", "lines"):
         table.add_column(column, justify="right" if column in ("exit", "time", "lines") else "left")
-    for step_id, name in _planned(ledger, run) or [(r.step_id, r.name) for r in records.values()]:
+    for step_id, name in planned:
         record: StepRecord | None = records.get(step_id)
         log = folder / f"{step_id}.log"
         count = _count_lines(log) if log.exists() else 0
@@ -173,10 +176,14 @@ def _count_lines(path: Path) -> int:
 
 
 def _follow(
-    console: Console, ledger: Ledger, run: RunRecord, folder: Path, step_id: str | None, tail: int | None
+    console: Console,
+    ledger: Ledger,
+    run: RunRecord,
+    folder: Path,
+    names: dict[str, str],
+    step_id: str | None,
+    tail: int | None,
 ) -> int:
-    names = dict(_planned(ledger, run))
-
     journal = folder / JOURNAL
     written = journal.stat().st_size if journal.exists() else 0
     # what was written before we came is shown first (its last `tail` lines), then each event as it comes
@@ -244,7 +251,4 @@ def prune_logs(console: Console, ledger: Ledger, dry_run: bool, older_than: floa
 
 def running(ledger: Ledger, run_id: str) -> bool:
     record = ledger.run(run_id)
-    if record is None or record.status != "running":
-        return False
-    owner = Owner.parse(record.owner)
-    return owner is None or owner.is_alive()
+    return record is not None and still_going(record)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from runner.backend.base import REMOVAL_ORDER, Backend, Resource
 from runner.teardown import labels
-from runner.teardown.ledger import Ledger
+from runner.teardown.ledger import Ledger, RunRecord
 from runner.teardown.removal import RemovalReport, remove_all
 
 
@@ -69,11 +69,19 @@ def reconcile(ledger: Ledger, engine: str | None = None) -> list[str]:
     `engine`, only the runs of that engine: another engine's resources are not visible from here."""
     ended = []
     for record in ledger.unfinished(engine):
-        owner = labels.Owner.parse(record.owner)
-        if owner is not None and not owner.is_alive():
+        if not still_going(record):
             ledger.end_run(record.run_id, "killed", None)
             ended.append(record.run_id)
     return ended
+
+
+def still_going(record: RunRecord) -> bool:
+    """Whether the ledger shows the run running and its runner is alive (or cannot be told: an owner
+    recorded in a form this runner does not read is taken for alive, so nothing of it is touched)."""
+    if record.status != "running":
+        return False
+    owner = labels.Owner.parse(record.owner)
+    return owner is None or owner.is_alive()
 
 
 def remove_runs(
