@@ -16,7 +16,7 @@ from runner.backend.base import Backend
 from runner.commands.run import RunRequest, prepare_run
 from runner.config import config_images, engine_settings, parse_pairs
 from runner.durations import format_duration
-from runner.engine.images import repository
+from runner.engine.images import mapped_image
 from runner.engine.reuse import CarriedStep
 from runner.engine.selection import numbered
 from runner.errors import ExitCode, RunnerError
@@ -39,7 +39,7 @@ class ImageCheck:
     def describe(self, image: str, pull: str = "missing") -> dict[str, str]:
         if any(mark in image for mark in EXPRESSION_MARKS):
             return {"image": image, "state": "decided when the step runs"}
-        target = self.image_map.get(image) or self.image_map.get(repository(image)) or image
+        target = mapped_image(self.image_map, image)
         found: dict[str, str] = {"image": image}
         if target != image:
             found["mapped_to"] = target

@@ -20,6 +20,12 @@ def repository(image: str) -> str:
     return image
 
 
+def mapped_image(image_map: Mapping[str, str], image: str) -> str:
+    """The local image `--image` or `[images]` maps `image` to (by its full name, then its repository),
+    or `image` itself."""
+    return image_map.get(image) or image_map.get(repository(image)) or image
+
+
 class ImageResolver:
     def __init__(self, backend: Backend, image_map: Mapping[str, str]) -> None:
         self.backend = backend
@@ -29,7 +35,7 @@ class ImageResolver:
         self.lock = threading.Lock()
 
     def mapped(self, image: str) -> str:
-        return self.image_map.get(image) or self.image_map.get(repository(image)) or image
+        return mapped_image(self.image_map, image)
 
     def resolve(self, image: str, auth: tuple[str, str] | None = None, pull: str = "missing") -> str:
         """The local name to run for `image`, pulled if it is missing; raises ImageUnavailable.

@@ -10,7 +10,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -27,10 +26,6 @@ Event = dict[str, Any]
 
 FLUSH_EVERY = 0.2  # seconds a line may wait in a buffer before a reader of the journal sees it
 stamp_seconds = time.monotonic
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class _Clock:
